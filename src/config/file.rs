@@ -1,0 +1,60 @@
+//! The gateway config file as written (`conf/tollgate.yaml`): serde structs with
+//! defaults, validated into [`super::Config`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub catalog: Option<PathBuf>,
+    pub max_body_bytes: Option<u64>,
+    pub passthrough: Option<bool>,
+    pub access_keys: Vec<AccessKeyFile>,
+    pub providers: BTreeMap<String, ProviderFile>,
+    pub routes: BTreeMap<String, Vec<String>>,
+    pub upstream: UpstreamFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessKeyFile {
+    pub name: String,
+    /// The key itself; prefer `key_env` so the file holds no secret.
+    pub key: Option<String>,
+    /// Name of an environment variable holding the key.
+    pub key_env: Option<String>,
+    /// Provider ID → the access key's own provider key (BYOK), or `env:VAR`.
+    pub provider_keys: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderFile {
+    /// Overrides the catalog's base URL (as `{P}_API_URL` does, which wins over this).
+    pub base_url: Option<String>,
+    /// Named managed keys (added to any from `{P}_API_KEY`).
+    pub keys: Vec<ProviderKeyFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderKeyFile {
+    pub name: String,
+    pub key: Option<String>,
+    pub key_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub connect_timeout: Option<String>,
+    pub response_header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub pool_idle_timeout: Option<String>,
+    pub max_attempts: Option<u32>,
+}

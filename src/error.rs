@@ -1,0 +1,161 @@
+//! `ApiError`: every answer tollgate gives itself, mapped once to a status, an
+//! OpenAI-shaped JSON body and a low-cardinality metric label.
+
+use bytes::Bytes;
+
+use crate::request::scan::ScanError;
+
+/// An error tollgate answers itself (the provider is never asked, or could not answer).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadBody(#[from] ScanError),
+    #[error("the request body must be JSON: {0}")]
+    NotJson(&'static str),
+    #[error("The model `{model}` does not exist or you do not have access to it.{hint}")]
+    ModelNotFound { model: String, hint: String },
+    #[error("missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`")]
+    MissingKey,
+    #[error("invalid API key")]
+    InvalidKey,
+    #[error("no credential for provider `{0}`: attach a provider key to this access key or configure {1}")]
+    ProviderKeyRequired(String, String),
+    #[error("provider `{provider}` is not usable: {why}")]
+    ProviderNotConfigured { provider: String, why: String },
+    #[error("provider `{provider}` does not serve {endpoint}")]
+    UnsupportedEndpoint {
+        provider: String,
+        endpoint: &'static str,
+    },
+    #[error("unknown provider `{0}`")]
+    UnknownProvider(String),
+    #[error("invalid proxy path: {0}")]
+    InvalidPath(&'static str),
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method not allowed; use {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the client closed the request or sent a malformed body")]
+    ClientBody,
+    #[error("upstream error: {0}")]
+    Upstream(String),
+    #[error("upstream timed out: {0}")]
+    UpstreamTimeout(String),
+}
+
+impl ApiError {
+    /// HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        use ApiError::*;
+        match self {
+            BadBody(_) | NotJson(_) | UnsupportedEndpoint { .. } | InvalidPath(_) | ClientBody => {
+                400
+            }
+            MissingKey | InvalidKey => 401,
+            ProviderKeyRequired(..) => 403,
+            ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
+            MethodNotAllowed { .. } => 405,
+            TooLarge { .. } => 413,
+            Upstream(_) => 502,
+            ProviderNotConfigured { .. } => 503,
+            UpstreamTimeout(_) => 504,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "invalid_request_error",
+            s if s >= 500 => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// OpenAI's `error.code`; also the metric label for errors.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            BadBody(ScanError::MissingModel) => "missing_model",
+            BadBody(ScanError::DuplicateModel) => "duplicate_model",
+            BadBody(ScanError::ModelNotString | ScanError::EmptyModel) => "invalid_model",
+            BadBody(_) | NotJson(_) => "invalid_json",
+            ModelNotFound { .. } => "model_not_found",
+            MissingKey => "missing_api_key",
+            InvalidKey => "invalid_api_key",
+            ProviderKeyRequired(..) => "provider_key_required",
+            ProviderNotConfigured { .. } => "provider_not_configured",
+            UnsupportedEndpoint { .. } => "unsupported_endpoint",
+            UnknownProvider(_) => "provider_not_found",
+            InvalidPath(_) => "invalid_path",
+            NotFound(_) => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            TooLarge { .. } => "request_too_large",
+            ClientBody => "invalid_body",
+            Upstream(_) => "upstream_error",
+            UpstreamTimeout(_) => "upstream_timeout",
+        }
+    }
+
+    /// OpenAI's `error.param`.
+    pub fn param(&self) -> Option<&'static str> {
+        use ApiError::*;
+        match self {
+            BadBody(ScanError::MissingModel | ScanError::DuplicateModel)
+            | BadBody(ScanError::ModelNotString | ScanError::EmptyModel)
+            | ModelNotFound { .. }
+            | UnsupportedEndpoint { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// The `Allow` header value, for 405.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            ApiError::MethodNotAllowed { allow } => Some(allow),
+            _ => None,
+        }
+    }
+
+    /// The OpenAI-shaped JSON body.
+    pub fn body(&self) -> Bytes {
+        let body = serde_json::json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.kind(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        });
+        Bytes::from(body.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_openai_shaped() {
+        let e = ApiError::ModelNotFound {
+            model: "gpt-4x".into(),
+            hint: " Did you mean `gpt-4o`?".into(),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"].as_str().unwrap().contains("gpt-4o"));
+        assert_eq!(e.status(), 404);
+    }
+
+    #[test]
+    fn duplicate_model_is_400() {
+        let e = ApiError::from(ScanError::DuplicateModel);
+        assert_eq!(e.status(), 400);
+        assert_eq!(e.code(), "duplicate_model");
+    }
+}

@@ -1,0 +1,24 @@
+//! tollgate: an edge gateway for LLM APIs on Cloudflare's Pingora.
+//!
+//! The request path, one module a stage:
+//! listen (`server`) → authenticate (`auth`) → read and scan the body (`request`)
+//! → resolve the model (`resolve`, `catalog`) → choose key and endpoint and build
+//! the upstream request (`upstream`) → exchange and relay (`upstream::exchange`),
+//! with `proxy` as the spine that calls each stage.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod catalog;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod names;
+pub mod proxy;
+pub mod request;
+pub mod resolve;
+pub mod secret;
+pub mod server;
+pub mod state;
+pub mod upstream;

@@ -1,0 +1,188 @@
+//! The attempt loop: every candidate (target × managed key), in order, until one
+//! answers or the attempt budget is spent; then one clear error.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use pingora_proxy::Session;
+
+use super::ctx::Ctx;
+use super::{Gateway, Stop};
+use crate::auth::{self, Billing, Caller};
+use crate::error::ApiError;
+use crate::request::Endpoint;
+use crate::resolve::Target;
+use crate::state::State;
+use crate::upstream::exchange::{Attempt, AttemptError, Failure};
+use crate::upstream::{auth_header, request as upreq};
+
+/// What to send, whatever the candidate.
+pub struct Plan<'a> {
+    pub caller: &'a Caller,
+    pub targets: &'a [Target],
+    pub method: Method,
+    /// Upstream path (and query) below a base path.
+    pub path: &'a (dyn Fn(&str) -> String + Sync),
+    /// The body for a target (model rewritten for it).
+    pub body: &'a (dyn Fn(&Target) -> Bytes + Sync),
+    /// The API endpoint, for model-routed requests; `None` for raw passthrough.
+    pub endpoint: Option<Endpoint>,
+}
+
+pub async fn run(
+    gw: &Gateway,
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    plan: &Plan<'_>,
+) -> Result<(), Stop> {
+    let mut refusal: Option<ApiError> = None;
+    let mut candidates: Vec<(usize, usize)> = Vec::new();
+    for (ti, t) in plan.targets.iter().enumerate() {
+        match check_target(state, plan, t) {
+            Ok(keys) => {
+                let start = state.upstreams[t.provider].keys.start();
+                candidates.extend((0..keys).map(|k| (ti, start + k)));
+            }
+            Err(e) => {
+                refusal.get_or_insert(e);
+            }
+        }
+    }
+    candidates.truncate(state.config.upstream.max_attempts as usize);
+    if candidates.is_empty() {
+        return Err(refusal
+            .unwrap_or_else(|| ApiError::Upstream("no provider can serve this request".into()))
+            .into());
+    }
+
+    let mut last_failure: Option<Failure> = None;
+    for (n, &(ti, key)) in candidates.iter().enumerate() {
+        let target = &plan.targets[ti];
+        let provider_id = &state.catalog.providers[target.provider].id;
+        let upstream = &state.upstreams[target.provider];
+        let Some(ep) = upstream.endpoint.as_ref() else {
+            continue;
+        };
+        let Some((cred, billing, key_used)) =
+            auth::credential(plan.caller, &state.access, target.provider, upstream, key)
+        else {
+            continue;
+        };
+        let addr = match ep.dns.addr().await {
+            Ok(a) => a,
+            Err(e) => {
+                log::warn!("provider {provider_id}: {e}");
+                last_failure = Some(Failure::Connect(e));
+                continue;
+            }
+        };
+        let body = (plan.body)(target);
+        let path = (plan.path)(&ep.base_path);
+        let out = upreq::Outgoing {
+            method: &plan.method,
+            path: &path,
+            authority: &ep.authority,
+            auth: cred.map(|v| (auth_header(upstream.auth), v)),
+            defaults: &upstream.headers,
+            body_len: body.len(),
+        };
+        let header = upreq::build(session.req_header(), &out).map_err(Stop::Abort)?;
+        let extra = response_headers(state, target, plan.endpoint.is_some());
+        ctx.attempt.count += 1;
+        ctx.route.provider = Some(target.provider);
+        ctx.route.model = target.model;
+        ctx.auth.billing = Some(billing);
+        ctx.attempt.key = key_used
+            .and_then(|k| upstream.keys.keys.get(k))
+            .map(|k| k.name.clone());
+        let attempt = Attempt {
+            peer: upstream.peer(ep, addr, &state.config.upstream),
+            header,
+            body,
+            last: n + 1 == candidates.len(),
+            extra: &extra,
+            settings: &state.config.upstream,
+        };
+        match gw.exchanger.run(session, attempt).await {
+            Ok(relayed) => {
+                ctx.response.status = relayed.status;
+                ctx.response.first_byte = Some(relayed.first_byte);
+                ctx.response.body_bytes = relayed.body_bytes;
+                return Ok(());
+            }
+            Err(AttemptError::Retry(failure)) => {
+                log::warn!(
+                    "provider {provider_id} attempt {} failed: {failure:?}",
+                    ctx.attempt.count
+                );
+                last_failure = Some(failure);
+            }
+            Err(AttemptError::ClientGone) => return Err(Stop::ClientGone),
+            Err(AttemptError::Aborted(e)) => return Err(Stop::Abort(e)),
+        }
+    }
+    Err(match last_failure {
+        Some(Failure::Timeout(m)) => ApiError::UpstreamTimeout(m),
+        Some(Failure::Connect(m)) => ApiError::Upstream(m),
+        Some(Failure::Status { code, .. }) => {
+            ApiError::Upstream(format!("provider answered {code}"))
+        }
+        None => refusal.unwrap_or_else(|| ApiError::Upstream("no attempt could be made".into())),
+    }
+    .into())
+}
+
+/// How many keys a target may be tried with, or why it cannot be tried at all.
+fn check_target(state: &State, plan: &Plan<'_>, t: &Target) -> Result<usize, ApiError> {
+    let provider = &state.catalog.providers[t.provider];
+    let upstream = &state.upstreams[t.provider];
+    if let Some(endpoint) = plan.endpoint {
+        let speaks = if endpoint.is_anthropic() {
+            provider.anthropic
+        } else {
+            provider.openai
+        };
+        if !speaks {
+            return Err(ApiError::UnsupportedEndpoint {
+                provider: provider.id.to_string(),
+                endpoint: if endpoint.is_anthropic() {
+                    "/v1/messages"
+                } else {
+                    "OpenAI endpoints"
+                },
+            });
+        }
+    }
+    if let Some(why) = &upstream.unusable {
+        return Err(ApiError::ProviderNotConfigured {
+            provider: provider.id.to_string(),
+            why: why.clone(),
+        });
+    }
+    match auth::credential(plan.caller, &state.access, t.provider, upstream, 0) {
+        Some((_, Billing::Managed, _)) => Ok(upstream.keys.keys.len().max(1)),
+        Some(_) => Ok(1),
+        None => Err(ApiError::ProviderKeyRequired(
+            provider.id.to_string(),
+            format!("{}_API_KEY", provider.env),
+        )),
+    }
+}
+
+fn response_headers(
+    state: &State,
+    target: &Target,
+    routed: bool,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut h = Vec::with_capacity(2);
+    let provider = &state.catalog.providers[target.provider].id;
+    if let Ok(v) = HeaderValue::from_str(provider) {
+        h.push((HeaderName::from_static("x-tollgate-provider"), v));
+    }
+    if routed {
+        if let Ok(v) = HeaderValue::from_bytes(target.upstream_model.as_bytes()) {
+            h.push((HeaderName::from_static("x-tollgate-model"), v));
+        }
+    }
+    h
+}

@@ -1,0 +1,49 @@
+//! The per-request context, grouped by theme: auth, route, attempt, response.
+
+use std::time::Instant;
+
+use crate::auth::Billing;
+use crate::request::Endpoint;
+
+#[derive(Debug, Default)]
+pub struct Ctx {
+    pub started: Option<Instant>,
+    pub auth: AuthCtx,
+    pub route: RouteCtx,
+    pub attempt: AttemptCtx,
+    pub response: ResponseCtx,
+}
+
+#[derive(Debug, Default)]
+pub struct AuthCtx {
+    /// Index of the access key used, if any.
+    pub access_key: Option<usize>,
+    pub billing: Option<Billing>,
+}
+
+#[derive(Debug, Default)]
+pub struct RouteCtx {
+    pub endpoint: Option<Endpoint>,
+    /// Provider index of the attempt that answered (or the last tried).
+    pub provider: Option<usize>,
+    /// Catalog model index, `None` for an unlisted model.
+    pub model: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+pub struct AttemptCtx {
+    pub count: u32,
+    /// Name of the managed key used by the answering attempt.
+    pub key: Option<Box<str>>,
+}
+
+#[derive(Debug, Default)]
+pub struct ResponseCtx {
+    pub status: u16,
+    /// Code of an error tollgate answered itself.
+    pub error: Option<&'static str>,
+    pub first_byte: Option<Instant>,
+    pub body_bytes: u64,
+    /// The exchange broke after the first byte (client or upstream).
+    pub aborted: bool,
+}

@@ -1,0 +1,222 @@
+//! The spine: tollgate's pingora `ProxyHttp` service. Every phase is a few lines
+//! that hand the request to a stage module; the whole exchange, upstream included,
+//! runs in `request_filter` (see `upstream::exchange` for why).
+
+mod attempts;
+pub mod ctx;
+mod passthrough;
+mod respond;
+mod routed;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use http::Method;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::catalog::listing::CACHE_CONTROL;
+use crate::error::ApiError;
+use crate::request::Endpoint;
+use crate::state::State;
+use crate::upstream::exchange::Exchanger;
+use ctx::Ctx;
+
+/// The gateway service: the current state, swapped whole on reload, and the
+/// pooled upstream connector.
+pub struct Gateway {
+    pub state: ArcSwap<State>,
+    exchanger: Exchanger,
+}
+
+impl Gateway {
+    pub fn new(state: State) -> Gateway {
+        Gateway {
+            state: ArcSwap::from_pointee(state),
+            exchanger: Exchanger::default(),
+        }
+    }
+}
+
+/// Why a handler stopped without a complete answer of its own.
+pub enum Stop {
+    /// tollgate answers this itself.
+    Api(ApiError),
+    /// The client left before the answer.
+    ClientGone,
+    /// The exchange broke after the response began.
+    Abort(Box<Error>),
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Stop {
+        Stop::Api(e)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    /// Never reached: `request_filter` answers every request.
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        Error::e_explain(
+            ErrorType::InternalError,
+            "tollgate answers in request_filter",
+        )
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.started = Some(Instant::now());
+        let state = self.state.load_full();
+        match dispatch(self, &state, session, ctx).await {
+            Ok(()) => Ok(true),
+            Err(Stop::Api(e)) => {
+                respond::error(session, ctx, &e).await?;
+                Ok(true)
+            }
+            Err(Stop::ClientGone) => {
+                ctx.response.aborted = true;
+                ctx.response.status = 499;
+                Error::e_explain(ErrorType::ConnectionClosed, "client closed the request")
+                    .map_err(|e| e.into_down())
+            }
+            Err(Stop::Abort(e)) => {
+                ctx.response.aborted = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Default: pingora's HTML error page. Here: an OpenAI-shaped body when nothing
+    /// was written yet, else nothing (the connection is closed).
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if session.response_written().is_some() || ctx.response.aborted {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let err = match e.esource() {
+            ErrorSource::Downstream => ApiError::ClientBody,
+            _ => ApiError::Upstream("internal error".into()),
+        };
+        let _ = respond::error(session, ctx, &err).await;
+        FailToProxy {
+            error_code: err.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Client disconnects and broken streams are expected at an edge: logged at
+    /// debug level only.
+    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _error: &Error) -> bool {
+        ctx.response.aborted
+    }
+}
+
+async fn dispatch(
+    gw: &Gateway,
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+) -> std::result::Result<(), Stop> {
+    let method = session.req_header().method.clone();
+    let path = session.req_header().uri.path().to_string();
+    let get = method == Method::GET || method == Method::HEAD;
+    match path.as_str() {
+        "/healthz" if get => respond::json(
+            session,
+            200,
+            bytes::Bytes::from_static(b"{\"status\":\"ok\"}"),
+            &[],
+        )
+        .await
+        .map_err(Stop::Abort),
+        "/healthz" => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into()),
+        "/v1/models" if get => models(state, session).await,
+        "/v1/models" => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into()),
+        p if p.starts_with("/v1/models/") && get => {
+            model(state, session, &p["/v1/models/".len()..]).await
+        }
+        p if p.starts_with("/proxy/") => {
+            if !passthrough::allowed(&method) {
+                return Err(ApiError::MethodNotAllowed {
+                    allow: "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+                }
+                .into());
+            }
+            passthrough::handle(gw, state, session, ctx, &p["/proxy/".len()..]).await
+        }
+        p => match Endpoint::from_path(p) {
+            Some(endpoint) if method == Method::POST => {
+                routed::handle(gw, state, session, ctx, endpoint).await
+            }
+            Some(_) => Err(ApiError::MethodNotAllowed { allow: "POST" }.into()),
+            None => Err(ApiError::NotFound(format!("{method} {}", truncate(p, 128))).into()),
+        },
+    }
+}
+
+async fn models(state: &State, session: &mut Session) -> std::result::Result<(), Stop> {
+    let provider = session
+        .req_header()
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("provider=")))
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+    let body = match provider {
+        None => state.models_api.all.clone(),
+        Some(p) => {
+            let i = state
+                .catalog
+                .provider_index(&p)
+                .ok_or_else(|| ApiError::UnknownProvider(truncate(&p, 64).to_string()))?;
+            state.models_api.provider(i).cloned().unwrap_or_default()
+        }
+    };
+    let headers = [
+        ("cache-control", CACHE_CONTROL),
+        ("x-tollgate-catalog-source", state.catalog.source.label()),
+    ];
+    respond::json(session, 200, body, &headers)
+        .await
+        .map_err(Stop::Abort)
+}
+
+async fn model(state: &State, session: &mut Session, name: &str) -> std::result::Result<(), Stop> {
+    let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+    let m = state
+        .catalog
+        .model(&name)
+        .ok_or_else(|| ApiError::ModelNotFound {
+            model: truncate(&name, 256).to_string(),
+            hint: String::new(),
+        })?;
+    let body = crate::catalog::listing::entry(&state.catalog, m).to_string();
+    let headers = [("cache-control", CACHE_CONTROL)];
+    respond::json(session, 200, body.into(), &headers)
+        .await
+        .map_err(Stop::Abort)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Shared ownership for the service and reloaders.
+pub type SharedGateway = Arc<Gateway>;

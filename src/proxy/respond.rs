@@ -1,0 +1,46 @@
+//! Writing tollgate's own answers: JSON bodies and OpenAI-shaped errors.
+
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+use super::ctx::Ctx;
+use crate::error::ApiError;
+
+/// Writes a complete response with `body` and the given extra headers.
+pub async fn json(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    headers: &[(&'static str, &str)],
+) -> pingora_error::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(3 + headers.len()))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    for (name, value) in headers {
+        resp.insert_header(*name, *value)?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Answers `err` as OpenAI-shaped JSON and records it in the context.
+pub async fn error(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    err: &ApiError,
+) -> pingora_error::Result<()> {
+    ctx.response.status = err.status();
+    ctx.response.error = Some(err.code());
+    let mut headers = Vec::with_capacity(1);
+    if let Some(allow) = err.allow() {
+        headers.push(("allow", allow));
+    }
+    json(session, err.status(), err.body(), &headers).await
+}

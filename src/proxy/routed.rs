@@ -1,0 +1,76 @@
+//! Model-routed endpoints (`/v1/chat/completions`, …, `/v1/messages`): read the
+//! body, resolve its model, then try each candidate (model × key) in order until
+//! one answers.
+
+use bytes::Bytes;
+use http::Method;
+use pingora_proxy::Session;
+
+use super::attempts::{self, Plan};
+use super::ctx::Ctx;
+use super::{Gateway, Stop};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::request::{self, scan, Endpoint};
+use crate::resolve::{resolve, Target};
+use crate::state::State;
+
+/// Longest model name echoed back in an error message.
+const ECHO_LIMIT: usize = 256;
+
+pub async fn handle(
+    gw: &Gateway,
+    state: &State,
+    session: &mut Session,
+    ctx: &mut Ctx,
+    endpoint: Endpoint,
+) -> Result<(), Stop> {
+    ctx.route.endpoint = Some(endpoint);
+    let caller = state
+        .access
+        .authenticate(session.req_header(), state.config.passthrough)?;
+    if let Caller::Access(i) = caller {
+        ctx.auth.access_key = Some(i);
+    }
+    let body = request::read_body(session, state.config.max_body).await?;
+    let scanned = scan::scan(&body).map_err(ApiError::from)?;
+    let targets = resolve(&state.catalog, &state.routes, &scanned.model).ok_or_else(|| {
+        let hint = match state.catalog.closest_names(&scanned.model).as_slice() {
+            [] => String::new(),
+            names => format!(" Closest catalog names: {}.", names.join(", ")),
+        };
+        ApiError::ModelNotFound {
+            model: scanned.model.chars().take(ECHO_LIMIT).collect(),
+            hint,
+        }
+    })?;
+
+    let query = session.req_header().uri.query().map(|q| format!("?{q}"));
+    let plan = Plan {
+        caller: &caller,
+        targets: &targets,
+        method: Method::POST,
+        path: &|base: &str| {
+            format!(
+                "{base}{}{}",
+                endpoint.suffix(),
+                query.as_deref().unwrap_or("")
+            )
+        },
+        body: &|t: &Target| rewrite(&body, &scanned, t),
+        endpoint: Some(endpoint),
+    };
+    attempts::run(gw, state, session, ctx, &plan).await
+}
+
+/// The body with the model replaced by the target's upstream ID (the original
+/// bytes when the literal already says exactly that).
+fn rewrite(body: &Bytes, scanned: &scan::Scan<'_>, target: &Target) -> Bytes {
+    let span = scanned.model_span.clone();
+    let inner = span.start + 1..span.end.saturating_sub(1);
+    if body.get(inner) == Some(target.upstream_model.as_bytes()) {
+        body.clone()
+    } else {
+        scan::replace_model(body, scanned.model_span.clone(), &target.upstream_model)
+    }
+}

@@ -1,0 +1,127 @@
+//! The client's request: which API endpoint it names, and its body, read whole
+//! within the size limit (answering `Expect: 100-continue`).
+
+pub mod scan;
+
+use bytes::{Bytes, BytesMut};
+use pingora_proxy::Session;
+
+use crate::error::ApiError;
+
+/// A model-routed API endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Responses,
+    /// Anthropic-native.
+    Messages,
+}
+
+impl Endpoint {
+    /// The endpoint a client path names (`/v1/chat/completions`, …).
+    pub fn from_path(path: &str) -> Option<Endpoint> {
+        Some(match path.strip_prefix("/v1/")? {
+            "chat/completions" => Endpoint::ChatCompletions,
+            "completions" => Endpoint::Completions,
+            "embeddings" => Endpoint::Embeddings,
+            "responses" => Endpoint::Responses,
+            "messages" => Endpoint::Messages,
+            _ => return None,
+        })
+    }
+
+    /// The path below a provider's base URL.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+            Endpoint::Responses => "/responses",
+            Endpoint::Messages => "/messages",
+        }
+    }
+
+    /// Whether the endpoint is Anthropic's API rather than OpenAI's.
+    pub fn is_anthropic(self) -> bool {
+        self == Endpoint::Messages
+    }
+}
+
+/// Reads the whole request body, refusing one above `limit` bytes (413) before
+/// reading it when `Content-Length` already says so.
+pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        // A 100 is not the final response: keep the connection reusable.
+        let downstream = session.as_downstream_mut();
+        downstream.set_close_on_response_before_downstream_finish(false);
+        let sent = downstream.write_continue_response().await;
+        downstream.set_close_on_response_before_downstream_finish(true);
+        sent.map_err(|_| ApiError::ClientBody)?;
+    }
+
+    let mut first: Option<Bytes> = None;
+    let mut buf: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(chunk) = session
+        .read_request_body()
+        .await
+        .map_err(|_| ApiError::ClientBody)?
+    {
+        total += chunk.len();
+        if total > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        match (&mut first, &mut buf) {
+            (None, None) => first = Some(chunk),
+            (Some(f), None) => {
+                let cap = declared.map_or(total, |n| n as usize).max(total);
+                let mut b = BytesMut::with_capacity(cap);
+                b.extend_from_slice(f);
+                b.extend_from_slice(&chunk);
+                buf = Some(b);
+            }
+            (_, Some(b)) => b.extend_from_slice(&chunk),
+        }
+    }
+    Ok(match (buf, first) {
+        (Some(b), _) => b.freeze(),
+        (None, Some(f)) => f,
+        (None, None) => Bytes::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_from_paths() {
+        assert_eq!(
+            Endpoint::from_path("/v1/chat/completions"),
+            Some(Endpoint::ChatCompletions)
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/messages"),
+            Some(Endpoint::Messages)
+        );
+        assert_eq!(Endpoint::from_path("/v1/chat/completions/"), None);
+        assert_eq!(Endpoint::from_path("/chat/completions"), None);
+        assert_eq!(Endpoint::Embeddings.suffix(), "/embeddings");
+    }
+}

@@ -1,0 +1,110 @@
+//! `State`: config, catalog, upstreams, access keys and routes compiled together,
+//! read by every request and swapped whole on reload.
+
+use crate::auth::AccessTable;
+use crate::catalog::listing::ModelsApi;
+use crate::catalog::{Catalog, CatalogError};
+use crate::config::{Config, Env};
+use crate::resolve::{resolve_model, Routes};
+use crate::upstream::Upstream;
+
+#[derive(Debug)]
+pub struct State {
+    pub config: Config,
+    pub catalog: Catalog,
+    /// One per catalog provider, same index.
+    pub upstreams: Vec<Upstream>,
+    pub access: AccessTable,
+    pub routes: Routes,
+    /// `/v1/models` bodies, rendered once.
+    pub models_api: ModelsApi,
+}
+
+/// Why the state could not be built; names both ends of a broken reference.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("{file}: {path}: {reason}")]
+    Invalid {
+        file: String,
+        path: String,
+        reason: String,
+    },
+}
+
+impl State {
+    /// Loads the catalog the config names (or the embedded one) and compiles it all.
+    pub fn load(config: Config, env: Env<'_>) -> Result<State, StateError> {
+        let catalog = match &config.catalog {
+            Some(path) => Catalog::from_path(path)?,
+            None => Catalog::embedded()?,
+        };
+        State::build(config, catalog, env)
+    }
+
+    pub fn build(config: Config, catalog: Catalog, env: Env<'_>) -> Result<State, StateError> {
+        let file = config
+            .file
+            .as_ref()
+            .map_or_else(|| "(config)".to_string(), |p| p.display().to_string());
+        let invalid = |path: String, reason: String| StateError::Invalid {
+            file: file.clone(),
+            path,
+            reason,
+        };
+        for id in config.providers.keys() {
+            if catalog.provider_index(id).is_none() {
+                return Err(invalid(
+                    format!("providers.{id}"),
+                    format!("provider `{id}` is not defined by the catalog"),
+                ));
+            }
+        }
+        let mut upstreams = Vec::with_capacity(catalog.providers.len());
+        for p in &catalog.providers {
+            let overrides = config
+                .providers
+                .iter()
+                .find(|(id, _)| {
+                    catalog
+                        .provider_index(id)
+                        .is_some_and(|i| catalog.providers[i].id == p.id)
+                })
+                .map(|(_, o)| o);
+            let upstream = Upstream::build(p, overrides, env)
+                .map_err(|reason| invalid(format!("providers.{}", p.id), reason))?;
+            upstreams.push(upstream);
+        }
+        let access = AccessTable::build(&config.access_keys, &catalog)
+            .map_err(|reason| invalid("access_keys".into(), reason))?;
+        let mut routes = Routes::default();
+        for (name, members) in &config.routes {
+            if resolve_model(&catalog, name).is_some() {
+                return Err(invalid(
+                    format!("routes.{name}"),
+                    format!("route `{name}` would be shadowed by the catalog model of that name"),
+                ));
+            }
+            let mut targets = Vec::with_capacity(members.len());
+            for (i, m) in members.iter().enumerate() {
+                let t = resolve_model(&catalog, m).ok_or_else(|| {
+                    invalid(
+                        format!("routes.{name}[{i}]"),
+                        format!("route `{name}` names model `{m}`, which no provider lists"),
+                    )
+                })?;
+                targets.push(t);
+            }
+            routes.insert(name, targets);
+        }
+        Ok(State {
+            models_api: ModelsApi::render(&catalog),
+            config,
+            catalog,
+            upstreams,
+            access,
+            routes,
+        })
+    }
+}

@@ -1,0 +1,315 @@
+//! One upstream attempt, driven by tollgate itself over pingora's pooled
+//! connector: send the header and the whole body, wait for the response header
+//! (watching for the client leaving), then relay the body chunk by chunk.
+//!
+//! Driving the exchange here, rather than through pingora's `upstream_peer` phase,
+//! is what lets bodies of any size be sent and re-sent on failover: pingora 0.9
+//! replays at most 64 KiB of a body read in `request_filter` (see README).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession as ClientSession;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+
+use crate::config::UpstreamSettings;
+
+/// Largest error body read (to keep the connection pooled) before a retry.
+const DISCARD_LIMIT: usize = 64 * 1024;
+
+/// Why an attempt failed before anything reached the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Connect, TLS, write or read error before the response header.
+    Connect(String),
+    /// Connect or response-header timeout.
+    Timeout(String),
+    /// The provider answered a status worth retrying elsewhere.
+    Status {
+        code: u16,
+        retry_after: Option<HeaderValue>,
+    },
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// Nothing reached the client: the next candidate may be tried.
+    Retry(Failure),
+    /// The client went away while we waited.
+    ClientGone,
+    /// Part of the response reached the client, then the exchange broke: the
+    /// client connection must be dropped.
+    Aborted(Box<pingora_error::Error>),
+}
+
+/// What a completed attempt delivered.
+#[derive(Debug, Clone, Copy)]
+pub struct Relayed {
+    pub status: u16,
+    pub body_bytes: u64,
+    pub first_byte: Instant,
+}
+
+/// Statuses that fail over to the next key, endpoint or model (SPEC §6).
+pub fn retryable(status: u16) -> bool {
+    matches!(status, 401 | 403 | 408 | 429) || (500..=599).contains(&status)
+}
+
+/// The upstream half of a request: one pooled connector for the whole process.
+pub struct Exchanger {
+    connector: Connector,
+}
+
+impl Default for Exchanger {
+    fn default() -> Self {
+        Exchanger {
+            connector: Connector::new(None),
+        }
+    }
+}
+
+/// One attempt's inputs.
+pub struct Attempt<'a> {
+    pub peer: HttpPeer,
+    pub header: RequestHeader,
+    pub body: Bytes,
+    /// The last candidate: relay whatever the provider answers.
+    pub last: bool,
+    /// Headers added to the client's response (`x-tollgate-*`).
+    pub extra: &'a [(HeaderName, HeaderValue)],
+    pub settings: &'a UpstreamSettings,
+}
+
+impl Exchanger {
+    /// Runs one attempt. A stale pooled connection that fails before any response
+    /// byte is retried once on a fresh connection, as the same attempt.
+    pub async fn run(
+        &self,
+        session: &mut Session,
+        a: Attempt<'_>,
+    ) -> Result<Relayed, AttemptError> {
+        let mut fresh_retry = true;
+        loop {
+            let (mut up, reused) = self
+                .connector
+                .get_http_session(&a.peer)
+                .await
+                .map_err(|e| AttemptError::Retry(connect_failure(&e)))?;
+            match self.send_and_wait(session, &mut up, &a).await {
+                Ok(()) => return self.relay(session, up, &a).await,
+                Err(AttemptError::Retry(Failure::Connect(_))) if reused && fresh_retry => {
+                    fresh_retry = false;
+                    continue;
+                }
+                Err(AttemptError::Retry(f @ Failure::Status { .. })) => {
+                    self.discard(up, &a).await;
+                    return Err(AttemptError::Retry(f));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends the request and reads the final response header.
+    async fn send_and_wait(
+        &self,
+        session: &mut Session,
+        up: &mut ClientSession,
+        a: &Attempt<'_>,
+    ) -> Result<(), AttemptError> {
+        let io = |e: Box<pingora_error::Error>| AttemptError::Retry(connect_failure(&e));
+        up.write_request_header(Box::new(a.header.clone()))
+            .await
+            .map_err(io)?;
+        if !a.body.is_empty() {
+            up.write_request_body(a.body.clone(), true)
+                .await
+                .map_err(io)?;
+        }
+        up.finish_request_body().await.map_err(io)?;
+
+        let deadline = tokio::time::Instant::now() + a.settings.response_header_timeout;
+        loop {
+            let read = tokio::time::timeout_at(deadline, up.read_response_header());
+            tokio::select! {
+                biased;
+                r = read => match r {
+                    Err(_) => return Err(AttemptError::Retry(Failure::Timeout(
+                        "no response header in time".into(),
+                    ))),
+                    Ok(Err(e)) => return Err(io(e)),
+                    Ok(Ok(())) => {}
+                },
+                () = client_gone(session) => return Err(AttemptError::ClientGone),
+            }
+            let status = up.response_header().map_or(0, |h| h.status.as_u16());
+            if (100..200).contains(&status) && status != 101 {
+                continue;
+            }
+            if !a.last && retryable(status) {
+                let retry_after = up
+                    .response_header()
+                    .and_then(|h| h.headers.get(http::header::RETRY_AFTER).cloned());
+                return Err(AttemptError::Retry(Failure::Status {
+                    code: status,
+                    retry_after,
+                }));
+            }
+            return Ok(());
+        }
+    }
+
+    /// Relays the response header and body to the client, then pools the connection.
+    async fn relay(
+        &self,
+        session: &mut Session,
+        mut up: ClientSession,
+        a: &Attempt<'_>,
+    ) -> Result<Relayed, AttemptError> {
+        let Some(upstream_header) = up.response_header() else {
+            return Err(AttemptError::Retry(Failure::Connect(
+                "no response header".into(),
+            )));
+        };
+        let mut resp = Box::new(upstream_header.clone());
+        let status = resp.status.as_u16();
+        prepare_response(&mut resp, a.extra);
+        let first_byte = Instant::now();
+        session
+            .write_response_header(resp, false)
+            .await
+            .map_err(AttemptError::Aborted)?;
+        let mut body_bytes = 0u64;
+        loop {
+            match tokio::time::timeout(a.settings.idle_timeout, up.read_response_body()).await {
+                Ok(Ok(Some(chunk))) => {
+                    body_bytes += chunk.len() as u64;
+                    session
+                        .write_response_body(Some(chunk), false)
+                        .await
+                        .map_err(AttemptError::Aborted)?;
+                }
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return Err(AttemptError::Aborted(e)),
+                Err(_) => {
+                    return Err(AttemptError::Aborted(pingora_error::Error::explain(
+                        pingora_error::ErrorType::ReadTimedout,
+                        "upstream idle between body chunks",
+                    )))
+                }
+            }
+        }
+        session
+            .write_response_body(None, true)
+            .await
+            .map_err(AttemptError::Aborted)?;
+        if up.response_done() {
+            self.connector
+                .release_http_session(up, &a.peer, Some(a.settings.pool_idle_timeout))
+                .await;
+        }
+        Ok(Relayed {
+            status,
+            body_bytes,
+            first_byte,
+        })
+    }
+
+    /// Reads a small error body so the connection can go back to the pool.
+    async fn discard(&self, mut up: ClientSession, a: &Attempt<'_>) {
+        let mut read = 0usize;
+        let limit = Duration::from_secs(2);
+        while read <= DISCARD_LIMIT {
+            match tokio::time::timeout(limit, up.read_response_body()).await {
+                Ok(Ok(Some(chunk))) => read += chunk.len(),
+                Ok(Ok(None)) => {
+                    if up.response_done() {
+                        self.connector
+                            .release_http_session(up, &a.peer, Some(a.settings.pool_idle_timeout))
+                            .await;
+                    }
+                    return;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Resolves when the client has closed its connection (or reset its h2 stream).
+async fn client_gone(session: &mut Session) {
+    match session.as_downstream_mut().read_body_or_idle(true).await {
+        Err(_) => {}
+        Ok(_) => std::future::pending::<()>().await,
+    }
+}
+
+fn connect_failure(e: &pingora_error::Error) -> Failure {
+    use pingora_error::ErrorType::*;
+    let what = e.to_string();
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
+            Failure::Timeout(what)
+        }
+        _ => Failure::Connect(what),
+    }
+}
+
+/// Hop-by-hop headers of the upstream response that must not reach the client.
+const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "upgrade"];
+
+/// Readies an upstream response header for the client.
+fn prepare_response(resp: &mut ResponseHeader, extra: &[(HeaderName, HeaderValue)]) {
+    for name in HOP_BY_HOP {
+        resp.remove_header(*name);
+    }
+    let framed = resp.headers.contains_key(http::header::CONTENT_LENGTH)
+        || resp.headers.contains_key(http::header::TRANSFER_ENCODING);
+    let bodiless = matches!(resp.status.as_u16(), 204 | 304);
+    if !framed && !bodiless {
+        // A close-delimited upstream body is re-framed as chunked so the client
+        // connection stays reusable.
+        let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+    }
+    for (name, value) in extra {
+        let _ = resp.insert_header(name.clone(), value.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [401, 403, 408, 429, 500, 502, 503, 504] {
+            assert!(retryable(s), "{s}");
+        }
+        for s in [200, 400, 404, 413, 422] {
+            assert!(!retryable(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_and_gain_tollgate_headers() {
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        r.insert_header("connection", "close").unwrap();
+        r.insert_header("content-length", "5").unwrap();
+        let extra = [(
+            HeaderName::from_static("x-tollgate-provider"),
+            HeaderValue::from_static("openai"),
+        )];
+        prepare_response(&mut r, &extra);
+        assert!(r.headers.get("connection").is_none());
+        assert_eq!(r.headers["x-tollgate-provider"], "openai");
+        assert!(r.headers.get("transfer-encoding").is_none());
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        prepare_response(&mut r, &[]);
+        assert_eq!(r.headers["transfer-encoding"], "chunked");
+    }
+}
