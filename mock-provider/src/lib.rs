@@ -175,19 +175,21 @@ impl MockProvider {
             .set_nonblocking(true)
             .expect("mock-provider: set_nonblocking");
         let addr = listener.local_addr().expect("mock-provider: local_addr");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("mock-provider: tokio runtime");
+        let listener = {
+            let _ctx = rt.enter();
+            tokio::net::TcpListener::from_std(listener).expect("mock-provider: listener")
+        };
         let shared = self.into_shared();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("mock-provider-{}", addr.port()))
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("mock-provider: tokio runtime");
                 rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .expect("mock-provider: listener");
                     tokio::select! {
                         r = server::accept_loop(listener, sh) => {
                             if let Err(e) = r {
