@@ -10,14 +10,26 @@ async fn models_list_is_public_cacheable_and_complete() {
     let gw = Gateway::builder().start();
     let resp = client().get(gw.url("/v1/models")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["cache-control"], "public, s-maxage=60, stale-while-revalidate=300");
+    assert_eq!(
+        resp.headers()["cache-control"],
+        "public, s-maxage=60, stale-while-revalidate=300"
+    );
     assert_eq!(resp.headers()["x-tollgate-catalog-source"], "embedded");
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["object"], "list");
     let data = v["data"].as_array().unwrap();
     assert!(data.len() >= 60, "{}", data.len());
     for e in data {
-        for field in ["id", "object", "owned_by", "display_name", "context_window", "max_output_tokens", "modalities", "pricing"] {
+        for field in [
+            "id",
+            "object",
+            "owned_by",
+            "display_name",
+            "context_window",
+            "max_output_tokens",
+            "modalities",
+            "pricing",
+        ] {
             assert!(e.get(field).is_some(), "{field} missing in {e}");
         }
     }
@@ -31,19 +43,49 @@ async fn models_list_is_public_cacheable_and_complete() {
 #[tokio::test]
 async fn models_filter_by_provider_name_or_alias() {
     let gw = Gateway::builder().start();
-    let v: serde_json::Value = client().get(gw.url("/v1/models?provider=deep-seek")).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let v: serde_json::Value = client()
+        .get(gw.url("/v1/models?provider=deep-seek"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["deepseek-reasoner", "deepseek-chat"]);
-    let resp = client().get(gw.url("/v1/models?provider=nope")).send().await.unwrap();
-    assert_eq!(error_code(resp).await, (404, "provider_not_found".to_string()));
+    let resp = client()
+        .get(gw.url("/v1/models?provider=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp).await,
+        (404, "provider_not_found".to_string())
+    );
 }
 
 #[tokio::test]
 async fn a_single_model_by_id_or_alias() {
     let gw = Gateway::builder().start();
-    let v: serde_json::Value = client().get(gw.url("/v1/models/gpt-4-omni")).send().await.unwrap().json().await.unwrap();
+    let v: serde_json::Value = client()
+        .get(gw.url("/v1/models/gpt-4-omni"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["id"], "gpt-4o");
-    let resp = client().get(gw.url("/v1/models/no-such-model")).send().await.unwrap();
+    let resp = client()
+        .get(gw.url("/v1/models/no-such-model"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(resp).await, (404, "model_not_found".to_string()));
 }
 
@@ -52,9 +94,17 @@ async fn unknown_paths_and_methods() {
     let gw = Gateway::builder().start();
     let resp = client().get(gw.url("/v2/whatever")).send().await.unwrap();
     assert_eq!(error_code(resp).await, (404, "not_found".to_string()));
-    let resp = client().get(gw.url("/v1/chat/completions")).bearer_auth(ACCESS_KEY).send().await.unwrap();
+    let resp = client()
+        .get(gw.url("/v1/chat/completions"))
+        .bearer_auth(ACCESS_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["allow"], "POST");
-    assert_eq!(error_code(resp).await, (405, "method_not_allowed".to_string()));
+    assert_eq!(
+        error_code(resp).await,
+        (405, "method_not_allowed".to_string())
+    );
     let resp = client().delete(gw.url("/v1/models")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     let resp = client().get(gw.url("/healthz")).send().await.unwrap();
@@ -76,7 +126,10 @@ async fn proxy_passes_through_with_the_credential_injected() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-tollgate-provider"], "openai");
     let r = &mock.requests()[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/v1/models?limit=2"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("GET", "/v1/models?limit=2")
+    );
     assert_eq!(r.header("authorization"), Some("Bearer sk-managed"));
 
     let body = r#"{"model":"gpt-4o","messages":[]}"#;
@@ -90,7 +143,11 @@ async fn proxy_passes_through_with_the_credential_injected() {
     assert_eq!(resp.status(), 200);
     let r = &mock.requests()[1];
     assert_eq!(r.path, "/v1/chat/completions");
-    assert_eq!(r.body, body.as_bytes(), "passthrough bodies are not rewritten");
+    assert_eq!(
+        r.body,
+        body.as_bytes(),
+        "passthrough bodies are not rewritten"
+    );
 }
 
 #[tokio::test]
@@ -113,17 +170,29 @@ async fn proxy_paths_never_leave_the_base_url() {
     ] {
         let resp = raw(&gw, target);
         assert!(resp.starts_with("HTTP/1.1 400"), "{target}: {resp}");
-        assert!(resp.contains("invalid_path") || !resp.contains("\"error\""), "{target}: {resp}");
+        assert!(
+            resp.contains("invalid_path") || !resp.contains("\"error\""),
+            "{target}: {resp}"
+        );
     }
-    let resp = client().get(gw.url("/proxy/nosuch/x")).bearer_auth(ACCESS_KEY).send().await.unwrap();
-    assert_eq!(error_code(resp).await, (404, "provider_not_found".to_string()));
+    let resp = client()
+        .get(gw.url("/proxy/nosuch/x"))
+        .bearer_auth(ACCESS_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp).await,
+        (404, "provider_not_found".to_string())
+    );
     assert_eq!(mock.request_count(), 0);
 }
 
 fn raw(gw: &Gateway, target: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(gw.addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     write!(s, "GET {target} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ACCESS_KEY}\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);

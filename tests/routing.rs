@@ -9,8 +9,16 @@ fn gateway(mock: &MockHandle) -> Gateway {
     Gateway::builder()
         .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-managed-openai")
         .provider("GROQ", &format!("{}/openai/v1", mock.url()), "gsk-managed")
-        .provider("GOOGLE", &format!("{}/v1beta/openai/", mock.url()), "g-managed")
-        .provider("ANTHROPIC", &format!("{}/v1/", mock.url()), "sk-ant-managed")
+        .provider(
+            "GOOGLE",
+            &format!("{}/v1beta/openai/", mock.url()),
+            "g-managed",
+        )
+        .provider(
+            "ANTHROPIC",
+            &format!("{}/v1/", mock.url()),
+            "sk-ant-managed",
+        )
         .start()
 }
 
@@ -28,8 +36,15 @@ async fn alias_resolves_to_canonical_id_and_only_model_bytes_change() {
     let r = &reqs[0];
     assert_eq!(r.path, "/v1/chat/completions");
     let expected = body.replace(r#""GPT-4-Omni""#, r#""gpt-4o""#);
-    assert_eq!(std::str::from_utf8(&r.body).unwrap(), expected, "every other byte unchanged");
-    assert_eq!(r.header("content-length"), Some(expected.len().to_string().as_str()));
+    assert_eq!(
+        std::str::from_utf8(&r.body).unwrap(),
+        expected,
+        "every other byte unchanged"
+    );
+    assert_eq!(
+        r.header("content-length"),
+        Some(expected.len().to_string().as_str())
+    );
     assert_eq!(r.header("host"), Some(mock.addr().to_string().as_str()));
 }
 
@@ -38,7 +53,10 @@ async fn canonical_model_body_is_forwarded_untouched() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);
     let body = chat("gpt-4o");
-    assert_eq!(gw.post("/v1/chat/completions", body.clone()).await.status(), 200);
+    assert_eq!(
+        gw.post("/v1/chat/completions", body.clone()).await.status(),
+        200
+    );
     assert_eq!(mock.requests()[0].body, body.as_bytes());
 }
 
@@ -47,12 +65,36 @@ async fn provider_prefixes_and_unlisted_models() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);
     for (model, path, upstream) in [
-        ("groq/llama-3.3-70b", "/openai/v1/chat/completions", "meta-llama/llama-3.3-70b-versatile"),
-        ("meta-llama/llama-3.3-70b-versatile", "/openai/v1/chat/completions", "meta-llama/llama-3.3-70b-versatile"),
-        ("kimi-k2", "/openai/v1/chat/completions", "moonshotai/kimi-k2-instruct-0905"),
-        ("openai:gpt-5.5-preview", "/v1/chat/completions", "gpt-5.5-preview"),
-        ("gemini:gemini-2.5-pro", "/v1beta/openai/chat/completions", "gemini-2.5-pro"),
-        ("Anthropic:claude-sonnet-4", "/v1/chat/completions", "claude-sonnet-4-0"),
+        (
+            "groq/llama-3.3-70b",
+            "/openai/v1/chat/completions",
+            "meta-llama/llama-3.3-70b-versatile",
+        ),
+        (
+            "meta-llama/llama-3.3-70b-versatile",
+            "/openai/v1/chat/completions",
+            "meta-llama/llama-3.3-70b-versatile",
+        ),
+        (
+            "kimi-k2",
+            "/openai/v1/chat/completions",
+            "moonshotai/kimi-k2-instruct-0905",
+        ),
+        (
+            "openai:gpt-5.5-preview",
+            "/v1/chat/completions",
+            "gpt-5.5-preview",
+        ),
+        (
+            "gemini:gemini-2.5-pro",
+            "/v1beta/openai/chat/completions",
+            "gemini-2.5-pro",
+        ),
+        (
+            "Anthropic:claude-sonnet-4",
+            "/v1/chat/completions",
+            "claude-sonnet-4-0",
+        ),
     ] {
         mock.clear();
         let resp = gw.post("/v1/chat/completions", chat(model)).await;
@@ -75,7 +117,10 @@ async fn unknown_model_is_404_with_suggestions_and_reaches_no_one() {
     };
     assert_eq!(v["error"]["code"], "model_not_found");
     assert_eq!(v["error"]["param"], "model");
-    assert!(v["error"]["message"].as_str().unwrap().contains("gpt-4o"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("gpt-4o"),
+        "{v}"
+    );
     assert_eq!(mock.request_count(), 0);
 }
 
@@ -84,7 +129,10 @@ async fn malformed_bodies_are_400_and_reach_no_one() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);
     for (body, code) in [
-        (r#"{"model":"gpt-4o","model":"gpt-4o-mini","messages":[]}"#, "duplicate_model"),
+        (
+            r#"{"model":"gpt-4o","model":"gpt-4o-mini","messages":[]}"#,
+            "duplicate_model",
+        ),
         (r#"{"model":"gpt-4o","mod\u0065l":"o3"}"#, "duplicate_model"),
         (r#"{"messages":[{"model":"gpt-4o"}]}"#, "missing_model"),
         (r#"{"model":4}"#, "invalid_model"),
@@ -105,9 +153,18 @@ async fn every_endpoint_goes_to_the_same_endpoint_upstream() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);
     for (path, body) in [
-        ("/v1/completions", r#"{"prompt":"hi","model":"gpt-4o"}"#.to_string()),
-        ("/v1/embeddings", r#"{"input":"hi","model":"openai:text-embedding-3-small"}"#.to_string()),
-        ("/v1/responses", r#"{"input":"hi","model":"gpt-4o"}"#.to_string()),
+        (
+            "/v1/completions",
+            r#"{"prompt":"hi","model":"gpt-4o"}"#.to_string(),
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"input":"hi","model":"openai:text-embedding-3-small"}"#.to_string(),
+        ),
+        (
+            "/v1/responses",
+            r#"{"input":"hi","model":"gpt-4o"}"#.to_string(),
+        ),
         ("/v1/chat/completions?api-version=1", chat("gpt-4o")),
     ] {
         mock.clear();
@@ -130,7 +187,11 @@ async fn anthropic_messages_use_the_providers_auth_style() {
     assert_eq!(r.path, "/v1/messages");
     assert_eq!(r.header("x-api-key"), Some("sk-ant-managed"));
     assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
-    assert_eq!(r.header("authorization"), None, "the access key never reaches the provider");
+    assert_eq!(
+        r.header("authorization"),
+        None,
+        "the access key never reaches the provider"
+    );
 
     // Anthropic-native requests to a provider that does not speak it are refused.
     let (status, code) = error_code(gw.post("/v1/messages", chat("gpt-4o")).await).await;
@@ -158,7 +219,13 @@ async fn a_client_anthropic_version_is_kept() {
 
 #[tokio::test]
 async fn routes_fall_back_to_the_next_model() {
-    let down = MockProvider::new().fault(Fault::Status { code: 503, retry_after: None, body: "{}".into() }).start();
+    let down = MockProvider::new()
+        .fault(Fault::Status {
+            code: 503,
+            retry_after: None,
+            body: "{}".into(),
+        })
+        .start();
     let up = MockProvider::new().start();
     let gw = Gateway::builder()
         .provider("OPENAI", &format!("{}/v1", down.url()), "sk-o")

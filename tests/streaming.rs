@@ -10,12 +10,17 @@ use common::*;
 use futures_util::StreamExt;
 
 fn gateway(mock: &MockHandle) -> Gateway {
-    Gateway::builder().provider("OPENAI", &format!("{}/v1", mock.url()), "sk-m").start()
+    Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-m")
+        .start()
 }
 
 #[tokio::test]
 async fn sse_chunks_arrive_as_they_are_sent() {
-    let mock = MockProvider::new().chunks(4).chunk_delay(Duration::from_millis(200)).start();
+    let mock = MockProvider::new()
+        .chunks(4)
+        .chunk_delay(Duration::from_millis(200))
+        .start();
     let gw = gateway(&mock);
     let body = r#"{"model":"gpt-4o","stream":true,"messages":[]}"#;
     let resp = gw.post("/v1/chat/completions", body).await;
@@ -34,10 +39,16 @@ async fn sse_chunks_arrive_as_they_are_sent() {
         text.push_str(&s);
     }
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    assert!(arrivals.len() >= 3, "content chunks arrive separately: {arrivals:?}");
+    assert!(
+        arrivals.len() >= 3,
+        "content chunks arrive separately: {arrivals:?}"
+    );
     for pair in arrivals.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(120), "chunks were held back: {arrivals:?}");
+        assert!(
+            gap >= Duration::from_millis(120),
+            "chunks were held back: {arrivals:?}"
+        );
     }
 }
 
@@ -58,7 +69,11 @@ async fn upstream_connections_are_pooled() {
         resp.bytes().await.unwrap();
     }
     assert_eq!(mock.request_count(), 50);
-    assert!(mock.connections() <= 4, "{} connections for 50 requests", mock.connections());
+    assert!(
+        mock.connections() <= 4,
+        "{} connections for 50 requests",
+        mock.connections()
+    );
 }
 
 #[tokio::test]
@@ -66,7 +81,8 @@ async fn a_one_mib_body_with_model_last_is_forwarded_intact() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);
     let filler = "x".repeat(1024 * 1024);
-    let body = format!(r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"gpt-4-omni"}}"#);
+    let body =
+        format!(r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"gpt-4-omni"}}"#);
     let resp = gw.post("/v1/chat/completions", body.clone()).await;
     assert_eq!(resp.status(), 200);
     let got = &mock.requests()[0].body;
@@ -85,7 +101,12 @@ async fn bodies_over_the_limit_are_413_and_reach_no_one() {
     let (status, code) = error_code(gw.post("/v1/chat/completions", big.clone()).await).await;
     assert_eq!((status, code.as_str()), (413, "request_too_large"));
     // Chunked, so the limit is found while reading.
-    let stream = futures_util::stream::iter(big.into_bytes().chunks(300).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+    let stream = futures_util::stream::iter(
+        big.into_bytes()
+            .chunks(300)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
     let resp = client()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(ACCESS_KEY)
@@ -114,7 +135,9 @@ fn expect_100_continue_is_answered_and_keep_alive_survives() {
         let started = Instant::now();
         let mut buf = [0u8; 25];
         s.read_exact(&mut buf).unwrap();
-        assert!(std::str::from_utf8(&buf).unwrap().starts_with("HTTP/1.1 100 Continue"));
+        assert!(std::str::from_utf8(&buf)
+            .unwrap()
+            .starts_with("HTTP/1.1 100 Continue"));
         assert!(started.elapsed() < Duration::from_millis(900));
         s.write_all(body.as_bytes()).unwrap();
         let resp = read_response(&mut s);
@@ -135,7 +158,11 @@ fn read_response(s: &mut std::net::TcpStream) -> String {
     let head = String::from_utf8(head).unwrap();
     let len: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).unwrap();
@@ -146,9 +173,14 @@ fn read_response(s: &mut std::net::TcpStream) -> String {
 async fn http2_clients_are_served() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);
-    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let filler = "z".repeat(200 * 1024);
-    let body = format!(r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"gpt-4o","stream":true}}"#);
+    let body = format!(
+        r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"gpt-4o","stream":true}}"#
+    );
     let resp = h2
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(ACCESS_KEY)

@@ -103,10 +103,19 @@ impl GatewayBuilder {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "debug")
-            .args(["--listen", &addr.to_string(), "--metrics-listen", &metrics.to_string()])
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--metrics-listen",
+                &metrics.to_string(),
+            ])
             .args(&self.args)
-            .stdout(Stdio::from(std::fs::File::create(dir.join("stdout.log")).ok()?))
-            .stderr(Stdio::from(std::fs::File::create(dir.join("stderr.log")).ok()?));
+            .stdout(Stdio::from(
+                std::fs::File::create(dir.join("stdout.log")).ok()?,
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("stderr.log")).ok()?,
+            ));
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -140,7 +149,11 @@ impl GatewayBuilder {
 pub fn raw_get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
@@ -199,7 +212,10 @@ pub async fn error_code(resp: reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();
     let v: serde_json::Value = resp.json().await.expect("error body is JSON");
     let code = v["error"]["code"].as_str().unwrap_or_default().to_string();
-    assert!(v["error"]["message"].is_string(), "OpenAI-shaped error: {v}");
+    assert!(
+        v["error"]["message"].is_string(),
+        "OpenAI-shaped error: {v}"
+    );
     assert!(v["error"]["type"].is_string(), "OpenAI-shaped error: {v}");
     (status, code)
 }
