@@ -12,9 +12,14 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession as ClientSession;
+use pingora_core::protocols::http::v1::client::{
+    http_req_header_to_wire, HttpSession as H1Session,
+};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
+use pingora_timeout::timeout;
+use tokio::io::AsyncWriteExt;
 
 use crate::config::UpstreamSettings;
 
@@ -95,54 +100,50 @@ impl Exchanger {
     ) -> Result<Relayed, AttemptError> {
         let mut fresh_retry = true;
         loop {
-            let (mut up, reused) = self
+            let (up, reused) = self
                 .connector
                 .get_http_session(&a.peer)
                 .await
                 .map_err(|e| AttemptError::Retry(connect_failure(&e)))?;
-            match self.send_and_wait(session, &mut up, &a).await {
-                Ok(()) => return self.relay(session, up, &a).await,
-                Err(AttemptError::Retry(Failure::Connect(_))) if reused && fresh_retry => {
+            let waited = match send(up, &a).await {
+                Ok(mut up) => match self.wait(session, &mut up, &a).await {
+                    Ok(()) => Ok(up),
+                    Err(e) => Err((e, Some(up))),
+                },
+                Err(e) => Err((AttemptError::Retry(connect_failure(&e)), None)),
+            };
+            match waited {
+                Ok(up) => return self.relay(session, up, &a).await,
+                Err((AttemptError::Retry(Failure::Connect(_)), _)) if reused && fresh_retry => {
                     fresh_retry = false;
-                    continue;
                 }
-                Err(AttemptError::Retry(f @ Failure::Status { .. })) => {
+                Err((AttemptError::Retry(f @ Failure::Status { .. }), Some(up))) => {
                     self.discard(up, &a).await;
                     return Err(AttemptError::Retry(f));
                 }
-                Err(e) => return Err(e),
+                Err((e, _)) => return Err(e),
             }
         }
     }
 
-    /// Sends the request and reads the final response header.
-    async fn send_and_wait(
+    /// Reads the final response header, watching for the client leaving.
+    async fn wait(
         &self,
         session: &mut Session,
         up: &mut ClientSession,
         a: &Attempt<'_>,
     ) -> Result<(), AttemptError> {
-        let io = |e: Box<pingora_error::Error>| AttemptError::Retry(connect_failure(&e));
-        up.write_request_header(Box::new(a.header.clone()))
-            .await
-            .map_err(io)?;
-        if !a.body.is_empty() {
-            up.write_request_body(a.body.clone(), true)
-                .await
-                .map_err(io)?;
-        }
-        up.finish_request_body().await.map_err(io)?;
-
-        let deadline = tokio::time::Instant::now() + a.settings.response_header_timeout;
+        let deadline = Instant::now() + a.settings.response_header_timeout;
         loop {
-            let read = tokio::time::timeout_at(deadline, up.read_response_header());
+            let left = deadline.saturating_duration_since(Instant::now());
+            let read = timeout(left, up.read_response_header());
             tokio::select! {
                 biased;
                 r = read => match r {
                     Err(_) => return Err(AttemptError::Retry(Failure::Timeout(
                         "no response header in time".into(),
                     ))),
-                    Ok(Err(e)) => return Err(io(e)),
+                    Ok(Err(e)) => return Err(AttemptError::Retry(connect_failure(&e))),
                     Ok(Ok(())) => {}
                 },
                 () = client_gone(session) => return Err(AttemptError::ClientGone),
@@ -186,7 +187,7 @@ impl Exchanger {
             .map_err(AttemptError::Aborted)?;
         let mut body_bytes = 0u64;
         loop {
-            match tokio::time::timeout(a.settings.idle_timeout, up.read_response_body()).await {
+            match timeout(a.settings.idle_timeout, up.read_response_body()).await {
                 Ok(Ok(Some(chunk))) => {
                     body_bytes += chunk.len() as u64;
                     session
@@ -225,7 +226,7 @@ impl Exchanger {
         let mut read = 0usize;
         let limit = Duration::from_secs(2);
         while read <= DISCARD_LIMIT {
-            match tokio::time::timeout(limit, up.read_response_body()).await {
+            match timeout(limit, up.read_response_body()).await {
                 Ok(Ok(Some(chunk))) => read += chunk.len(),
                 Ok(Ok(None)) => {
                     if up.response_done() {
@@ -239,6 +240,65 @@ impl Exchanger {
             }
         }
     }
+}
+
+/// Writes the request. On HTTP/1.1 the header and body leave in one flush (one
+/// segment for small requests): pingora's `write_request_header` flushes the
+/// header on its own, which costs every request an extra send and an extra
+/// wake-up of the provider. HEAD keeps pingora's path, because the session must
+/// record that method to know that no response body follows.
+async fn send(up: ClientSession, a: &Attempt<'_>) -> pingora_error::Result<ClientSession> {
+    use pingora_error::{ErrorType, OrErr};
+    match up {
+        ClientSession::H1(h1) if a.header.method != http::Method::HEAD => {
+            let wire = http_req_header_to_wire(&a.header).ok_or_else(|| {
+                pingora_error::Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "unserializable request header",
+                )
+            })?;
+            let mut stream = h1.into_inner();
+            write_all_vectored(&mut stream, &wire, &a.body)
+                .await
+                .or_err(ErrorType::WriteError, "writing request")?;
+            stream
+                .flush()
+                .await
+                .or_err(ErrorType::WriteError, "flushing request")?;
+            Ok(ClientSession::H1(H1Session::new_with_options(
+                stream, &a.peer,
+            )))
+        }
+        mut up => {
+            up.write_request_header(Box::new(a.header.clone())).await?;
+            if !a.body.is_empty() {
+                up.write_request_body(a.body.clone(), true).await?;
+            }
+            up.finish_request_body().await?;
+            Ok(up)
+        }
+    }
+}
+
+/// Writes `head` then `body` with as few `writev` calls as the socket allows.
+async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    head: &[u8],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let (mut head, mut body) = (head, body);
+    while !head.is_empty() {
+        let n = w
+            .write_vectored(&[std::io::IoSlice::new(head), std::io::IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    w.write_all(body).await
 }
 
 /// Resolves when the client has closed its connection (or reset its h2 stream).

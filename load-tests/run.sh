@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# One-run comparison on this machine: direct → mock, nginx → mock, tollgate → mock.
+# Small non-streaming requests at several concurrencies, alternating the systems
+# each round, plus a 1 MiB body with `model` last. Prints a markdown table and
+# writes it to load-tests/out/results.md.
+#
+#   load-tests/run.sh            # full: 10 s per cell, 3 rounds
+#   load-tests/run.sh --quick    # smoke: 2 s per cell, 1 round
+#
+# Pinning (2 cores): the proxy under test runs alone on CPU 0; the mock provider
+# and the wrk client share CPU 1. nginx runs 1 worker, tollgate 1 worker thread.
+# All traffic is on 127.0.0.1; every process started here is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DUR=10; ROUNDS=3; CONCS="1 16 64 256"
+if [[ "${1:-}" == "--quick" ]]; then DUR=2; ROUNDS=1; CONCS="1 64"; fi
+
+command -v wrk >/dev/null && command -v nginx >/dev/null || {
+  echo "needs wrk and nginx (apt-get install wrk nginx-light)" >&2; exit 1; }
+cargo build --release -q -p tollgate -p mock-provider
+OUT=$ROOT/load-tests/out; mkdir -p "$OUT"
+TMP=$(mktemp -d); PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+MOCK=$(port); NGX=$(port); TG=$(port); TGM=$(port)
+taskset -c 1 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --workers 1 >"$TMP/mock.log" 2>&1 &
+PIDS+=($!); MOCK_PID=$!
+
+cat >"$TMP/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_max_body_size 32m;
+  client_body_temp_path $TMP/nginx-body;
+  proxy_temp_path $TMP/nginx-proxy;
+  upstream mock { server 127.0.0.1:$MOCK; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGX;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+taskset -c 0 nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
+PIDS+=($!); NGX_PID=$!
+
+cat >"$TMP/pingora.yaml" <<PCONF
+---
+version: 1
+threads: 1
+PCONF
+OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=warn \
+  taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --listen 127.0.0.1:$TG --metrics-listen 127.0.0.1:$TGM >"$TMP/tollgate.log" 2>&1 &
+PIDS+=($!); TG_PID=$!
+wait_port $MOCK; wait_port $NGX; wait_port $TG
+
+cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+RESULTS=$TMP/results.txt; : >"$RESULTS"
+# run NAME URL CONC [BODY_FILE]: one wrk cell, appends "NAME CONC RESULT… cpu_ticks=N"
+run() {
+  local name=$1 url=$2 conc=$3 body=${4:-} pid=""
+  case $name in nginx*) pid=$NGX_PID ;; tollgate*) pid=$TG_PID ;; esac
+  local before=0; [[ -n $pid ]] && before=$(cpu_ticks $pid)
+  local line
+  line=$(BODY_FILE=$body taskset -c 1 wrk -t1 -c"$conc" -d"${DUR}s" --timeout 10s -s "$ROOT/load-tests/wrk/post.lua" "$url" | grep '^RESULT')
+  local after=0; [[ -n $pid ]] && after=$(cpu_ticks $pid)
+  echo "$name $conc ${line#RESULT } cpu_ticks=$((after - before))" >>"$RESULTS"
+}
+
+# Warm up every path (connections, pools, page cache).
+for u in http://127.0.0.1:$MOCK/v1/chat/completions http://127.0.0.1:$NGX/v1/chat/completions http://127.0.0.1:$TG/v1/chat/completions; do
+  taskset -c 1 wrk -t1 -c8 -d1s -s "$ROOT/load-tests/wrk/post.lua" "$u" >/dev/null
+done
+
+for round in $(seq "$ROUNDS"); do
+  for c in $CONCS; do
+    run direct   http://127.0.0.1:$MOCK/v1/chat/completions "$c"
+    run nginx    http://127.0.0.1:$NGX/v1/chat/completions "$c"
+    run tollgate http://127.0.0.1:$TG/v1/chat/completions "$c"
+  done
+done
+
+# 1 MiB body, model last (OpenAI SDK order), concurrency 1.
+python3 - "$TMP/big.json" <<'PY'
+import json, sys
+body = '{"messages":[{"role":"user","content":"' + "x" * (1 << 20) + '"}],"model":"gpt-4o"}'
+open(sys.argv[1], "w").write(body)
+PY
+for round in $(seq "$ROUNDS"); do
+  run direct-1MiB   http://127.0.0.1:$MOCK/v1/chat/completions 1 "$TMP/big.json"
+  run nginx-1MiB    http://127.0.0.1:$NGX/v1/chat/completions 1 "$TMP/big.json"
+  run tollgate-1MiB http://127.0.0.1:$TG/v1/chat/completions 1 "$TMP/big.json"
+done
+
+python3 "$ROOT/load-tests/report.py" "$RESULTS" "$(getconf CLK_TCK)" | tee "$OUT/results.md"
