@@ -1,6 +1,8 @@
 //! The seed documents themselves, parsed here, against the compiled catalog:
 //! every provider, model, alias and price they list resolves as they say.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 
 use tollgate::catalog::Catalog;
@@ -39,11 +41,13 @@ struct ModelRow {
 }
 
 /// Seed 000: model tables, model-alias tables and the provider-alias table.
-fn parse_000() -> (
+type Seed000 = (
     Vec<ModelRow>,
     Vec<(String, String)>,
     Vec<(String, Vec<String>)>,
-) {
+);
+
+fn parse_000() -> Seed000 {
     let text = seed("000_");
     let (mut models, mut aliases, mut provider_aliases) = (Vec::new(), Vec::new(), Vec::new());
     let mut provider = String::new();

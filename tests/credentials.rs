@@ -1,6 +1,8 @@
 //! Credentials end to end (SPEC §5): access keys, managed pools, BYOK,
 //! passthrough, and every refusal reaching no provider.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -59,12 +61,10 @@ async fn managed_keys_rotate_round_robin() {
 #[tokio::test]
 async fn byok_key_wins_over_the_managed_pool() {
     let mock = MockProvider::new().start();
-    let config = format!(
-        "access_keys:\n  - name: team-b\n    key: tg-team-b-key\n    provider_keys:\n      groq: gsk-own-key\n"
-    );
+    let config = "access_keys:\n  - name: team-b\n    key: tg-team-b-key\n    provider_keys:\n      groq: gsk-own-key\n";
     let gw = Gateway::builder()
         .provider("GROQ", &mock.url(), "gsk-managed")
-        .config(&config)
+        .config(config)
         .start();
     let resp = send(
         &gw,

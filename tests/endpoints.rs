@@ -1,6 +1,8 @@
 //! The other endpoints: /v1/models, /healthz, /proxy/{provider}/{path}, and the
 //! answers for unknown paths and methods.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

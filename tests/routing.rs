@@ -1,6 +1,8 @@
 //! Model routing end to end: resolution, byte-exact body rewriting, endpoints,
 //! base paths and the x-tollgate headers.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

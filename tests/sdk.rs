@@ -2,6 +2,8 @@
 //! (tests/sdk/check_sdks.py). Needs a python with both packages: `$TOLLGATE_PYTHON`
 //! or `python3`; `.ci/run` installs them. Without them the test says so and passes.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! The exchange: SSE relayed chunk by chunk, pooled upstream connections, bodies of
 //! every size, the body limit, `Expect: 100-continue` and HTTP/2 clients.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{Read, Write};

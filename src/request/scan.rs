@@ -1,10 +1,12 @@
-//! Finds a request body's top-level `model` (and streaming flags) in one validating pass, without building a tree, and rewrites that value byte-for-byte.
+//! Locates, and rewrites in place, the top-level `model` of a JSON request body in one validating pass, without building a tree.
 //!
 //! The scan accepts exactly the documents `serde_json::from_slice::<serde_json::Value>`
 //! accepts (same grammar, string, number-range and nesting rules), so the model the
 //! gateway bills is the model a strict JSON parser at the provider sees. On top of that
 //! it refuses a body with two top-level keys that unescape to `model`, because parsers
-//! disagree on which of the two wins.
+//! disagree on which of the two wins; keys differing from `model` only in ASCII case
+//! count too, because case-insensitive parsers (Go's `encoding/json`, for one) read them
+//! as `model`.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -59,9 +61,14 @@ pub enum ScanError {
     /// The top-level `model` value is the empty string.
     #[error("\"model\" must not be empty")]
     EmptyModel,
-    /// Two top-level keys unescape to `model`.
+    /// Two top-level keys unescape to `model`, ignoring ASCII case (`"Model"` counts).
     #[error("request body has more than one top-level \"model\" field")]
     DuplicateModel,
+}
+
+/// A malformed-JSON error.
+fn invalid(offset: usize, what: &'static str) -> ScanError {
+    ScanError::Invalid { offset, what }
 }
 
 /// Validates `body` as one JSON document and reports its top-level `model`,
@@ -80,10 +87,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, ScanError> {
         (Err(ScanError::Invalid { offset, what }), bad) if bad.is_none_or(|u| offset < u) => {
             Err(ScanError::Invalid { offset, what })
         }
-        (_, Some(offset)) => Err(ScanError::Invalid {
-            offset,
-            what: "invalid UTF-8",
-        }),
+        (_, Some(offset)) => Err(invalid(offset, "invalid UTF-8")),
         (result, None) => result,
     }
 }
@@ -139,7 +143,8 @@ enum Model {
 /// Facts gathered from the top-level object's members.
 struct Top {
     model: Model,
-    duplicate_model: bool,
+    /// Keys equal to `model` ignoring ASCII case.
+    model_keys: usize,
     stream: bool,
     stream_options: Option<Range<usize>>,
     include_usage: Option<bool>,
@@ -155,15 +160,9 @@ impl<'a> Parser<'a> {
     /// An `Invalid` error at the cursor, or "unexpected end of input" when the cursor is at the end.
     fn fail(&self, what: &'static str) -> ScanError {
         if self.pos >= self.b.len() {
-            ScanError::Invalid {
-                offset: self.b.len(),
-                what: EOF,
-            }
+            invalid(self.b.len(), EOF)
         } else {
-            ScanError::Invalid {
-                offset: self.pos,
-                what,
-            }
+            invalid(self.pos, what)
         }
     }
 
@@ -173,10 +172,14 @@ impl<'a> Parser<'a> {
 
     /// Skips whitespace and returns the next byte without consuming it.
     fn next_token(&mut self) -> Result<u8, ScanError> {
+        self.skip_ws();
+        self.peek().ok_or_else(|| self.fail(EOF))
+    }
+
+    fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
-        self.peek().ok_or_else(|| self.fail(EOF))
     }
 
     /// Parses the whole body: one value, then only whitespace.
@@ -192,7 +195,7 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let mut top = Top {
             model: Model::Absent,
-            duplicate_model: false,
+            model_keys: 0,
             stream: false,
             stream_options: None,
             include_usage: None,
@@ -200,22 +203,17 @@ impl<'a> Parser<'a> {
         let object_end = self.members(1, |p, key| p.top_member(key, &mut top))?;
         self.end()?;
         let (span, escaped) = match top.model {
-            _ if top.duplicate_model => return Err(ScanError::DuplicateModel),
+            _ if top.model_keys > 1 => return Err(ScanError::DuplicateModel),
             Model::Absent => return Err(ScanError::MissingModel),
             Model::Other => return Err(ScanError::ModelNotString),
             Model::Str(span, escaped) => (span, escaped),
         };
         let raw = self.b.get(span.start + 1..span.end - 1).unwrap_or_default();
         let model = if escaped {
-            Cow::Owned(unescape(raw).ok_or(ScanError::Invalid {
-                offset: span.start,
-                what: "invalid string",
-            })?)
+            Cow::Owned(unescape(raw).ok_or(invalid(span.start, "invalid string"))?)
         } else {
-            let bad = |e: std::str::Utf8Error| ScanError::Invalid {
-                offset: span.start + 1 + e.valid_up_to(),
-                what: "invalid UTF-8",
-            };
+            let bad =
+                |e: std::str::Utf8Error| invalid(span.start + 1 + e.valid_up_to(), "invalid UTF-8");
             Cow::Borrowed(std::str::from_utf8(raw).map_err(bad)?)
         };
         if model.is_empty() {
@@ -243,9 +241,11 @@ impl<'a> Parser<'a> {
     fn top_member(&mut self, key: Key<'a>, top: &mut Top) -> Result<(), ScanError> {
         let name = key.name()?;
         let start = self.pos;
+        if name.eq_ignore_ascii_case(b"model") {
+            top.model_keys = top.model_keys.saturating_add(1);
+        }
         match &*name {
             b"model" => {
-                top.duplicate_model |= !matches!(top.model, Model::Absent);
                 if self.next_token()? == b'"' {
                     let escaped = self.string()?;
                     top.model = Model::Str(start..self.pos, escaped);
@@ -314,7 +314,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Parses an object key and its `:`, leaving the cursor before the value.
+    /// Parses an object key, its `:` and the whitespace after it.
     fn key(&mut self) -> Result<Key<'a>, ScanError> {
         match self.next_token()? {
             b'"' => {}
@@ -328,6 +328,7 @@ impl<'a> Parser<'a> {
             return Err(self.fail("expected ':' after object key"));
         }
         self.pos += 1;
+        self.skip_ws();
         Ok(Key {
             raw,
             escaped,
@@ -449,25 +450,23 @@ impl<'a> Parser<'a> {
                 return Err(self.fail("invalid number"));
             }
         }
-        let mut exponent = false;
+        let mut exp_digits = 0;
         if let Some(b'e' | b'E') = self.peek() {
-            exponent = true;
             self.pos += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
-            if self.digits() == 0 {
+            exp_digits = self.digits();
+            if exp_digits == 0 {
                 return Err(self.fail("invalid number"));
             }
         }
-        // Without an exponent, fewer than 301 integer digits stay below 1e301.
-        if (exponent || int_digits > 300)
+        // Overflow needs a decimal exponent above 288 (see serde_json_out_of_range), out of
+        // reach of an exponent below 100 plus at most 189 integer digits.
+        if (exp_digits > 2 || int_digits > 189)
             && serde_json_out_of_range(self.b.get(start..self.pos).unwrap_or_default())
         {
-            return Err(ScanError::Invalid {
-                offset: start,
-                what: "number out of range",
-            });
+            return Err(invalid(start, "number out of range"));
         }
         Ok(())
     }
@@ -480,22 +479,17 @@ impl<'a> Parser<'a> {
         let mut escaped = false;
         loop {
             let rest = self.b.get(self.pos..).unwrap_or_default();
-            let hit = memchr::memchr2(b'"', b'\\', rest);
-            let plain = rest.get(..hit.unwrap_or(rest.len())).unwrap_or_default();
-            if has_control(plain) {
-                self.pos += plain.iter().position(|&b| b < 0x20).unwrap_or(0);
-                return Err(self.fail("control character in string (must be escaped)"));
-            }
-            self.pos += plain.len();
-            match rest.get(plain.len()) {
+            let i = find_special(rest);
+            self.pos += i;
+            match rest.get(i) {
                 None => return Err(self.fail(EOF)),
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(escaped);
                 }
-                Some(_) => {
+                Some(b'\\') => {
                     escaped = true;
-                    match decode_escape(rest.get(plain.len()..).unwrap_or_default()) {
+                    match decode_escape(rest.get(i..).unwrap_or_default()) {
                         Ok((_, len)) => self.pos += len,
                         Err(EOF) => {
                             self.pos = self.b.len();
@@ -504,6 +498,7 @@ impl<'a> Parser<'a> {
                         Err(what) => return Err(self.fail(what)),
                     }
                 }
+                Some(_) => return Err(self.fail("control character in string (must be escaped)")),
             }
         }
     }
@@ -525,23 +520,53 @@ impl<'a> Key<'a> {
         }
         match unescape(self.raw) {
             Some(s) => Ok(Cow::Owned(s.into_bytes())),
-            None => Err(ScanError::Invalid {
-                offset: self.at,
-                what: "invalid string",
-            }),
+            None => Err(invalid(self.at, "invalid string")),
         }
     }
 }
 
-/// Whether any byte is a control character (< 0x20); written to vectorise.
-fn has_control(s: &[u8]) -> bool {
-    let mut chunks = s.chunks_exact(32);
-    for chunk in &mut chunks {
-        if chunk.iter().fold(0xff, |min, &b| min.min(b)) < 0x20 {
-            return true;
+/// Offset of the first `"`, `\` or control byte in `s`, or `s.len()` if none.
+///
+/// Runs between escapes are usually short, so the first 128 bytes are searched a word
+/// at a time; a longer run is skipped with memchr2 and then checked for control bytes.
+fn find_special(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let head = s.get(..128).unwrap_or(s);
+    let mut words = head.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let v = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let backslash = v ^ (ONES * u64::from(b'\\'));
+        // Per byte: high bit set where the byte is zero (or, for control bytes, below 0x20).
+        // Borrows can only flag bytes above a genuine hit, so the lowest flag is exact.
+        let hits = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (v.wrapping_sub(ONES * 0x20) & !v);
+        let hits = hits & HIGH;
+        if hits != 0 {
+            return offset + (hits.trailing_zeros() / 8) as usize;
         }
+        offset += 8;
     }
-    chunks.remainder().iter().any(|&b| b < 0x20)
+    let special = |&b: &u8| b == b'"' || b == b'\\' || b < 0x20;
+    if let Some(i) = words.remainder().iter().position(special) {
+        return offset + i;
+    }
+    let tail = s.get(head.len()..).unwrap_or_default();
+    let run = memchr::memchr2(b'"', b'\\', tail).unwrap_or(tail.len());
+    let plain = tail.get(..run).unwrap_or_default();
+    // Vectorises: a min over fixed-size chunks, with an early exit per chunk.
+    let mut chunks = plain.chunks_exact(32);
+    let has_control = chunks.any(|c| c.iter().fold(0xff, |m, &b| m.min(b)) < 0x20)
+        || chunks.remainder().iter().any(|&b| b < 0x20);
+    let control = if has_control {
+        plain.iter().position(|&b| b < 0x20)
+    } else {
+        None
+    };
+    head.len() + control.unwrap_or(run)
 }
 
 /// Decodes the escape sequence starting at `s[0]` (a backslash) the way serde_json

@@ -128,6 +128,7 @@ impl GatewayBuilder {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
+                let _ = child.wait();
                 return None; // exited: port taken or bad config
             }
             if raw_get(addr, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
@@ -141,6 +142,7 @@ impl GatewayBuilder {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
+        let _ = child.wait();
         None
     }
 }
