@@ -1,6 +1,7 @@
 //! One upstream attempt, driven by tollgate itself over pingora's pooled
-//! connector: send the header and the whole body, wait for the response header
-//! (watching for the client leaving), then relay the body chunk by chunk.
+//! transport connector and its HTTP/1.1 client session: send the header and the
+//! whole body, wait for the response header (watching for the client leaving),
+//! then relay the body chunk by chunk and return the connection to the pool.
 //!
 //! Driving the exchange here, rather than through pingora's `upstream_peer` phase,
 //! is what lets bodies of any size be sent and re-sent on failover: pingora 0.9
@@ -10,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use pingora_core::connectors::http::Connector;
-use pingora_core::protocols::http::client::HttpSession as ClientSession;
+use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::http::v1::client::{
     http_req_header_to_wire, HttpSession as H1Session,
 };
+use pingora_core::protocols::Stream;
 use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::upstreams::peer::Peer;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use pingora_timeout::timeout;
@@ -65,15 +67,16 @@ pub fn retryable(status: u16) -> bool {
     matches!(status, 401 | 403 | 408 | 429) || (500..=599).contains(&status)
 }
 
-/// The upstream half of a request: one pooled connector for the whole process.
+/// The upstream half of a request: one pooled transport connector for the whole
+/// process (connections keyed by peer: address, TLS, SNI).
 pub struct Exchanger {
-    connector: Connector,
+    transport: TransportConnector,
 }
 
 impl Default for Exchanger {
     fn default() -> Self {
         Exchanger {
-            connector: Connector::new(None),
+            transport: TransportConnector::new(None),
         }
     }
 }
@@ -100,12 +103,12 @@ impl Exchanger {
     ) -> Result<Relayed, AttemptError> {
         let mut fresh_retry = true;
         loop {
-            let (up, reused) = self
-                .connector
-                .get_http_session(&a.peer)
+            let (stream, reused) = self
+                .transport
+                .get_stream(&a.peer)
                 .await
                 .map_err(|e| AttemptError::Retry(connect_failure(&e)))?;
-            let waited = match send(up, &a).await {
+            let waited = match send(stream, &a).await {
                 Ok(mut up) => match self.wait(session, &mut up, &a).await {
                     Ok(()) => Ok(up),
                     Err(e) => Err((e, Some(up))),
@@ -130,13 +133,13 @@ impl Exchanger {
     async fn wait(
         &self,
         session: &mut Session,
-        up: &mut ClientSession,
+        up: &mut H1Session,
         a: &Attempt<'_>,
     ) -> Result<(), AttemptError> {
         let deadline = Instant::now() + a.settings.response_header_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let read = timeout(left, up.read_response_header());
+            let read = timeout(left, up.read_response());
             tokio::select! {
                 biased;
                 r = read => match r {
@@ -144,17 +147,17 @@ impl Exchanger {
                         "no response header in time".into(),
                     ))),
                     Ok(Err(e)) => return Err(AttemptError::Retry(connect_failure(&e))),
-                    Ok(Ok(())) => {}
+                    Ok(Ok(_)) => {}
                 },
                 () = client_gone(session) => return Err(AttemptError::ClientGone),
             }
-            let status = up.response_header().map_or(0, |h| h.status.as_u16());
+            let status = up.resp_header().map_or(0, |h| h.status.as_u16());
             if (100..200).contains(&status) && status != 101 {
                 continue;
             }
             if !a.last && retryable(status) {
                 let retry_after = up
-                    .response_header()
+                    .resp_header()
                     .and_then(|h| h.headers.get(http::header::RETRY_AFTER).cloned());
                 return Err(AttemptError::Retry(Failure::Status {
                     code: status,
@@ -169,10 +172,10 @@ impl Exchanger {
     async fn relay(
         &self,
         session: &mut Session,
-        mut up: ClientSession,
+        mut up: H1Session,
         a: &Attempt<'_>,
     ) -> Result<Relayed, AttemptError> {
-        let Some(upstream_header) = up.response_header() else {
+        let Some(upstream_header) = up.resp_header() else {
             return Err(AttemptError::Retry(Failure::Connect(
                 "no response header".into(),
             )));
@@ -187,7 +190,7 @@ impl Exchanger {
             .map_err(AttemptError::Aborted)?;
         let mut body_bytes = 0u64;
         loop {
-            match timeout(a.settings.idle_timeout, up.read_response_body()).await {
+            match timeout(a.settings.idle_timeout, up.read_body_bytes()).await {
                 Ok(Ok(Some(chunk))) => {
                     body_bytes += chunk.len() as u64;
                     session
@@ -209,11 +212,7 @@ impl Exchanger {
             .write_response_body(None, true)
             .await
             .map_err(AttemptError::Aborted)?;
-        if up.response_done() {
-            self.connector
-                .release_http_session(up, &a.peer, Some(a.settings.pool_idle_timeout))
-                .await;
-        }
+        self.release(up, a).await;
         Ok(Relayed {
             status,
             body_bytes,
@@ -222,22 +221,32 @@ impl Exchanger {
     }
 
     /// Reads a small error body so the connection can go back to the pool.
-    async fn discard(&self, mut up: ClientSession, a: &Attempt<'_>) {
+    async fn discard(&self, mut up: H1Session, a: &Attempt<'_>) {
         let mut read = 0usize;
         let limit = Duration::from_secs(2);
         while read <= DISCARD_LIMIT {
-            match timeout(limit, up.read_response_body()).await {
+            match timeout(limit, up.read_body_bytes()).await {
                 Ok(Ok(Some(chunk))) => read += chunk.len(),
-                Ok(Ok(None)) => {
-                    if up.response_done() {
-                        self.connector
-                            .release_http_session(up, &a.peer, Some(a.settings.pool_idle_timeout))
-                            .await;
-                    }
-                    return;
-                }
+                Ok(Ok(None)) => return self.release(up, a).await,
                 _ => return,
             }
+        }
+    }
+}
+
+impl Exchanger {
+    /// Returns a fully read connection to the pool, when HTTP allows it.
+    async fn release(&self, mut up: H1Session, a: &Attempt<'_>) {
+        if !up.is_body_done() {
+            return;
+        }
+        up.respect_keepalive();
+        if let Some(stream) = up.reuse().await {
+            self.transport.release_stream(
+                stream,
+                a.peer.reuse_hash(),
+                Some(a.settings.pool_idle_timeout),
+            );
         }
     }
 }
@@ -247,37 +256,28 @@ impl Exchanger {
 /// header on its own, which costs every request an extra send and an extra
 /// wake-up of the provider. HEAD keeps pingora's path, because the session must
 /// record that method to know that no response body follows.
-async fn send(up: ClientSession, a: &Attempt<'_>) -> pingora_error::Result<ClientSession> {
+async fn send(mut stream: Stream, a: &Attempt<'_>) -> pingora_error::Result<H1Session> {
     use pingora_error::{ErrorType, OrErr};
-    match up {
-        ClientSession::H1(h1) if a.header.method != http::Method::HEAD => {
-            let wire = http_req_header_to_wire(&a.header).ok_or_else(|| {
-                pingora_error::Error::explain(
-                    ErrorType::InvalidHTTPHeader,
-                    "unserializable request header",
-                )
-            })?;
-            let mut stream = h1.into_inner();
-            write_all_vectored(&mut stream, &wire, &a.body)
-                .await
-                .or_err(ErrorType::WriteError, "writing request")?;
-            stream
-                .flush()
-                .await
-                .or_err(ErrorType::WriteError, "flushing request")?;
-            Ok(ClientSession::H1(H1Session::new_with_options(
-                stream, &a.peer,
-            )))
-        }
-        mut up => {
-            up.write_request_header(Box::new(a.header.clone())).await?;
-            if !a.body.is_empty() {
-                up.write_request_body(a.body.clone(), true).await?;
-            }
-            up.finish_request_body().await?;
-            Ok(up)
-        }
+    if a.header.method == http::Method::HEAD {
+        let mut up = H1Session::new_with_options(stream, &a.peer);
+        up.write_request_header(Box::new(a.header.clone())).await?;
+        up.finish_body().await?;
+        return Ok(up);
     }
+    let wire = http_req_header_to_wire(&a.header).ok_or_else(|| {
+        pingora_error::Error::explain(
+            ErrorType::InvalidHTTPHeader,
+            "unserializable request header",
+        )
+    })?;
+    write_all_vectored(&mut stream, &wire, &a.body)
+        .await
+        .or_err(ErrorType::WriteError, "writing request")?;
+    stream
+        .flush()
+        .await
+        .or_err(ErrorType::WriteError, "flushing request")?;
+    Ok(H1Session::new_with_options(stream, &a.peer))
 }
 
 /// Writes `head` then `body` with as few `writev` calls as the socket allows.

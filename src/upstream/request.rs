@@ -42,7 +42,7 @@ pub struct Outgoing<'a> {
 
 /// Builds the upstream request header from the client's.
 pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Result<RequestHeader> {
-    let mut req = RequestHeader::build(
+    let mut req = RequestHeader::build_no_case(
         out.method.clone(),
         out.path.as_bytes(),
         Some(client.headers.len() + 4),
