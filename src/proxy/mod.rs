@@ -65,6 +65,10 @@ impl ProxyHttp for Gateway {
         Ctx::default()
     }
 
+    /// Default: a disabled compression module, still called on every header and
+    /// chunk. tollgate relays the provider's bytes as they are: no modules.
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
+
     /// Never reached: `request_filter` answers every request.
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         Error::e_explain(

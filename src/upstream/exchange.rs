@@ -326,7 +326,9 @@ const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "u
 /// Readies an upstream response header for the client.
 fn prepare_response(resp: &mut ResponseHeader, extra: &[(HeaderName, HeaderValue)]) {
     for name in HOP_BY_HOP {
-        resp.remove_header(*name);
+        if resp.headers.contains_key(*name) {
+            resp.remove_header(*name);
+        }
     }
     let framed = resp.headers.contains_key(http::header::CONTENT_LENGTH)
         || resp.headers.contains_key(http::header::TRANSFER_ENCODING);
