@@ -7,8 +7,12 @@
 #   load-tests/run.sh            # full: 10 s per cell, 3 rounds
 #   load-tests/run.sh --quick    # smoke: 2 s per cell, 1 round
 #
-# Pinning (2 cores): the proxy under test runs alone on CPU 0; the mock provider
-# and the wrk client share CPU 1. nginx runs 1 worker, tollgate 1 worker thread.
+# Pinning (2 cores). Concurrency 1 measures a proxy's own latency: every process
+# shares CPU 1, so no hop pays a cross-core wake-up (on this VM that alone costs
+# ~25 µs a hop and would hide what the proxy does). Higher concurrency measures
+# throughput and CPU: the proxy under test runs alone on CPU 0; the mock provider
+# and the wrk client share CPU 1. nginx runs 1 process (master_process off, so its
+# CPU time is the worker's), tollgate 1 worker thread.
 # All traffic is on 127.0.0.1; every process started here is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +36,7 @@ PIDS+=($!); MOCK_PID=$!
 
 cat >"$TMP/nginx.conf" <<NGINX
 worker_processes 1;
+master_process off;
 daemon off;
 pid $TMP/nginx.pid;
 error_log $TMP/nginx-error.log warn;
@@ -39,6 +44,7 @@ events { worker_connections 8192; }
 http {
   access_log off;
   client_max_body_size 32m;
+  client_body_buffer_size 2m;
   client_body_temp_path $TMP/nginx-body;
   proxy_temp_path $TMP/nginx-proxy;
   upstream mock { server 127.0.0.1:$MOCK; keepalive 256; }
@@ -84,13 +90,17 @@ for u in http://127.0.0.1:$MOCK/v1/chat/completions http://127.0.0.1:$NGX/v1/cha
   taskset -c 1 wrk -t1 -c8 -d1s -s "$ROOT/load-tests/wrk/post.lua" "$u" >/dev/null
 done
 
+# place CPU: move both proxies (all their threads) to that CPU.
+place() { taskset -a -p -c "$1" "$NGX_PID" >/dev/null; taskset -a -p -c "$1" "$TG_PID" >/dev/null; }
 for round in $(seq "$ROUNDS"); do
   for c in $CONCS; do
+    if [[ $c == 1 ]]; then place 1; else place 0; fi
     run direct   http://127.0.0.1:$MOCK/v1/chat/completions "$c"
     run nginx    http://127.0.0.1:$NGX/v1/chat/completions "$c"
     run tollgate http://127.0.0.1:$TG/v1/chat/completions "$c"
   done
 done
+place 0
 
 # 1 MiB body, model last (OpenAI SDK order), concurrency 1.
 python3 - "$TMP/big.json" <<'PY'

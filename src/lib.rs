@@ -8,12 +8,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod auth;
+pub mod billing;
 pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod names;
 pub mod proxy;
 pub mod request;
@@ -22,3 +25,4 @@ pub mod secret;
 pub mod server;
 pub mod state;
 pub mod upstream;
+pub mod usage;

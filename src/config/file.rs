@@ -18,6 +18,16 @@ pub struct ConfigFile {
     pub providers: BTreeMap<String, ProviderFile>,
     pub routes: BTreeMap<String, Vec<String>>,
     pub upstream: UpstreamFile,
+    pub gateway_fee: FeeFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeeFile {
+    /// Percent of the model cost (e.g. 5.5).
+    pub percent: Option<f64>,
+    /// Flat fee per request, micro-USD.
+    pub per_request_microusd: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use file::ConfigFile;
 
+use crate::billing::Fee;
 use crate::secret::Secret;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -52,6 +53,8 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderOverride>,
     pub routes: Vec<(String, Vec<String>)>,
     pub upstream: UpstreamSettings,
+    /// The gateway fee (default none).
+    pub fee: Fee,
 }
 
 #[derive(Debug, Clone)]
@@ -298,7 +301,22 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
         },
     };
 
+    let fee = Fee {
+        basis_points: match raw.gateway_fee.percent {
+            None => 0,
+            Some(p) if p.is_finite() && (0.0..=1000.0).contains(&p) => (p * 100.0).round() as u64,
+            Some(p) => {
+                return Err(invalid(
+                    "gateway_fee.percent",
+                    format!("{p} is not between 0 and 1000"),
+                ))
+            }
+        },
+        per_request: raw.gateway_fee.per_request_microusd.unwrap_or(0),
+    };
+
     Ok(Config {
+        fee,
         file: None,
         listen,
         metrics_listen,

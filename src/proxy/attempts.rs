@@ -9,10 +9,11 @@ use super::ctx::Ctx;
 use super::{Gateway, Stop};
 use crate::auth::{self, Billing, Caller};
 use crate::error::ApiError;
+use crate::metrics::metrics;
 use crate::request::Endpoint;
 use crate::resolve::Target;
 use crate::state::State;
-use crate::upstream::exchange::{Attempt, AttemptError, Failure};
+use crate::upstream::exchange::{Attempt, AttemptError, Failure, Relayed};
 use crate::upstream::{auth_header, request as upreq};
 
 /// What to send, whatever the candidate.
@@ -91,6 +92,10 @@ pub async fn run(
         ctx.attempt.count += 1;
         ctx.route.provider = Some(target.provider);
         ctx.route.model = target.model;
+        ctx.route.unlisted_model = target
+            .model
+            .is_none()
+            .then(|| target.upstream_model.clone());
         ctx.auth.billing = Some(billing);
         ctx.attempt.key = key_used
             .and_then(|k| upstream.keys.keys.get(k))
@@ -103,7 +108,10 @@ pub async fn run(
             extra: &extra,
             settings: &state.config.upstream,
         };
-        match gw.exchanger.run(session, attempt).await {
+        let result = gw.exchanger.run(session, attempt, &mut ctx.usage).await;
+        let key_label = ctx.attempt.key.as_deref().unwrap_or(billing_label(billing));
+        count_attempt(provider_id, key_label, &result);
+        match result {
             Ok(relayed) => {
                 ctx.response.status = relayed.status;
                 ctx.response.first_byte = Some(relayed.first_byte);
@@ -118,7 +126,10 @@ pub async fn run(
                 last_failure = Some(failure);
             }
             Err(AttemptError::ClientGone) => return Err(Stop::ClientGone),
-            Err(AttemptError::Aborted(e)) => return Err(Stop::Abort(e)),
+            Err(AttemptError::Aborted(side, e)) => {
+                ctx.response.cut = Some(side);
+                return Err(Stop::Abort(e));
+            }
         }
     }
     Err(match last_failure {
@@ -130,6 +141,38 @@ pub async fn run(
         None => refusal.unwrap_or_else(|| ApiError::Upstream("no attempt could be made".into())),
     }
     .into())
+}
+
+/// The key label of an attempt that used no managed key.
+fn billing_label(billing: Billing) -> &'static str {
+    match billing {
+        Billing::Managed => "managed",
+        Billing::Byok => "byok",
+        Billing::Passthrough => "passthrough",
+        Billing::Keyless => "none",
+    }
+}
+
+/// `tollgate_upstream_attempts_total{provider,key,outcome}`.
+fn count_attempt(provider: &str, key: &str, result: &Result<Relayed, AttemptError>) {
+    let outcome = match result {
+        Ok(r) if r.status < 400 => "ok",
+        Ok(_) => "error_passed_through",
+        Err(AttemptError::Retry(Failure::Status { code: 429, .. })) => "rate_limited",
+        Err(AttemptError::Retry(Failure::Status {
+            code: 401 | 403, ..
+        })) => "auth_error",
+        Err(AttemptError::Retry(Failure::Status { .. })) => "server_error",
+        Err(AttemptError::Retry(Failure::Timeout(_))) => "timeout",
+        Err(AttemptError::Retry(Failure::Connect(_))) => "connect_error",
+        Err(AttemptError::ClientGone) => "client_gone",
+        Err(AttemptError::Aborted(..)) => "aborted",
+    };
+    if let Some(m) = metrics() {
+        m.attempts
+            .with_label_values(&[provider, key, outcome])
+            .inc();
+    }
 }
 
 /// How many keys a target may be tried with, or why it cannot be tried at all.

@@ -1,9 +1,11 @@
-//! The per-request context, grouped by theme: auth, route, attempt, response.
+//! The per-request context, grouped by theme: auth, route, attempt, usage, response.
 
 use std::time::Instant;
 
 use crate::auth::Billing;
 use crate::request::Endpoint;
+use crate::upstream::exchange::Cut;
+use crate::usage::Meter;
 
 #[derive(Debug, Default)]
 pub struct Ctx {
@@ -11,6 +13,7 @@ pub struct Ctx {
     pub auth: AuthCtx,
     pub route: RouteCtx,
     pub attempt: AttemptCtx,
+    pub usage: Meter,
     pub response: ResponseCtx,
 }
 
@@ -28,6 +31,8 @@ pub struct RouteCtx {
     pub provider: Option<usize>,
     /// Catalog model index, `None` for an unlisted model.
     pub model: Option<usize>,
+    /// The model name sent upstream, kept for unlisted models (price rows).
+    pub unlisted_model: Option<Box<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -46,4 +51,6 @@ pub struct ResponseCtx {
     pub body_bytes: u64,
     /// The exchange broke after the first byte (client or upstream).
     pub aborted: bool,
+    /// Which side broke it.
+    pub cut: Option<Cut>,
 }

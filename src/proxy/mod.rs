@@ -119,6 +119,15 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// Default: nothing. Here: settle usage into metrics and credits.
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if ctx.response.aborted && ctx.response.cut.is_none() && ctx.response.status == 0 {
+            ctx.response.status = 499;
+        }
+        let state = self.state.load();
+        crate::account::settle(&state, ctx);
+    }
+
     /// Client disconnects and broken streams are expected at an edge: logged at
     /// debug level only.
     fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _error: &Error) -> bool {

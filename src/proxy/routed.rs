@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::request::{self, scan, Endpoint};
 use crate::resolve::{resolve, Target};
 use crate::state::State;
+use crate::usage::{self, Meter};
 
 /// Longest model name echoed back in an error message.
 const ECHO_LIMIT: usize = 256;
@@ -32,8 +33,25 @@ pub async fn handle(
     if let Caller::Access(i) = caller {
         ctx.auth.access_key = Some(i);
     }
-    let body = request::read_body(session, state.config.max_body).await?;
-    let scanned = scan::scan(&body).map_err(ApiError::from)?;
+    let raw = request::read_body(session, state.config.max_body).await?;
+    let first = scan::scan(&raw).map_err(ApiError::from)?;
+    // Streams that do not ask for usage get it asked for (and the usage chunk
+    // removed again on the way back), so every stream is metered.
+    let injected = match endpoint {
+        Endpoint::ChatCompletions | Endpoint::Completions => {
+            usage::inject_include_usage(&raw, &first)
+        }
+        _ => None,
+    };
+    ctx.usage = Meter::new(Some(endpoint.into()), injected.is_some());
+    let rescanned;
+    let (body, scanned) = match &injected {
+        Some(b) => {
+            rescanned = scan::scan(b).map_err(ApiError::from)?;
+            (b, &rescanned)
+        }
+        None => (&raw, &first),
+    };
     let targets = resolve(&state.catalog, &state.routes, &scanned.model).ok_or_else(|| {
         let hint = match state.catalog.closest_names(&scanned.model).as_slice() {
             [] => String::new(),
@@ -57,7 +75,7 @@ pub async fn handle(
                 query.as_deref().unwrap_or("")
             )
         },
-        body: &|t: &Target| rewrite(&body, &scanned, t),
+        body: &|t: &Target| rewrite(body, scanned, t),
         endpoint: Some(endpoint),
     };
     attempts::run(gw, state, session, ctx, &plan).await

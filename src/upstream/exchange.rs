@@ -24,6 +24,7 @@ use pingora_timeout::timeout;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::UpstreamSettings;
+use crate::usage::Meter;
 
 /// Largest error body read (to keep the connection pooled) before a retry.
 const DISCARD_LIMIT: usize = 64 * 1024;
@@ -49,10 +50,30 @@ pub enum AttemptError {
     Retry(Failure),
     /// The client went away while we waited.
     ClientGone,
-    /// Part of the response reached the client, then the exchange broke: the
-    /// client connection must be dropped.
-    Aborted(Box<pingora_error::Error>),
+    /// Part of the response reached the client, then the exchange broke (on the
+    /// given side): the client connection must be dropped.
+    Aborted(Cut, Box<pingora_error::Error>),
 }
+
+/// Which side broke an exchange after its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    Client,
+    Upstream,
+}
+
+impl Cut {
+    pub fn label(self) -> &'static str {
+        match self {
+            Cut::Client => "client",
+            Cut::Upstream => "upstream",
+        }
+    }
+}
+
+/// The last event of an SSE stream the provider broke: clients see an error, not
+/// a clean end (no `[DONE]` follows).
+const SSE_CUT_EVENT: &[u8] = b"data: {\"error\":{\"message\":\"the provider's stream broke before it finished\",\"type\":\"api_error\",\"param\":null,\"code\":\"upstream_stream_cut\"}}\n\n";
 
 /// What a completed attempt delivered.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +121,7 @@ impl Exchanger {
         &self,
         session: &mut Session,
         a: Attempt<'_>,
+        meter: &mut Meter,
     ) -> Result<Relayed, AttemptError> {
         let mut fresh_retry = true;
         loop {
@@ -116,7 +138,7 @@ impl Exchanger {
                 Err(e) => Err((AttemptError::Retry(connect_failure(&e)), None)),
             };
             match waited {
-                Ok(up) => return self.relay(session, up, &a).await,
+                Ok(up) => return self.relay(session, up, &a, meter).await,
                 Err((AttemptError::Retry(Failure::Connect(_)), _)) if reused && fresh_retry => {
                     fresh_retry = false;
                 }
@@ -174,6 +196,7 @@ impl Exchanger {
         session: &mut Session,
         mut up: H1Session,
         a: &Attempt<'_>,
+        meter: &mut Meter,
     ) -> Result<Relayed, AttemptError> {
         let Some(upstream_header) = up.resp_header() else {
             return Err(AttemptError::Retry(Failure::Connect(
@@ -183,35 +206,40 @@ impl Exchanger {
         let mut resp = Box::new(upstream_header.clone());
         let status = resp.status.as_u16();
         prepare_response(&mut resp, a.extra);
+        meter.start(&resp);
         let first_byte = Instant::now();
         session
             .write_response_header(resp, false)
             .await
-            .map_err(AttemptError::Aborted)?;
+            .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
         let mut body_bytes = 0u64;
         loop {
-            match timeout(a.settings.idle_timeout, up.read_body_bytes()).await {
-                Ok(Ok(Some(chunk))) => {
-                    body_bytes += chunk.len() as u64;
-                    session
-                        .write_response_body(Some(chunk), false)
-                        .await
-                        .map_err(AttemptError::Aborted)?;
-                }
+            let chunk = match timeout(a.settings.idle_timeout, up.read_body_bytes()).await {
+                Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => break,
-                Ok(Err(e)) => return Err(AttemptError::Aborted(e)),
+                Ok(Err(e)) => return Err(self.cut(session, meter, e).await),
                 Err(_) => {
-                    return Err(AttemptError::Aborted(pingora_error::Error::explain(
+                    let e = pingora_error::Error::explain(
                         pingora_error::ErrorType::ReadTimedout,
                         "upstream idle between body chunks",
-                    )))
+                    );
+                    return Err(self.cut(session, meter, e).await);
                 }
+            };
+            body_bytes += chunk.len() as u64;
+            let out = meter.observe(&chunk).unwrap_or(chunk);
+            if !out.is_empty() {
+                session
+                    .write_response_body(Some(out), false)
+                    .await
+                    .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
             }
         }
+        let tail = meter.finish();
         session
-            .write_response_body(None, true)
+            .write_response_body(tail, true)
             .await
-            .map_err(AttemptError::Aborted)?;
+            .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
         self.release(up, a).await;
         Ok(Relayed {
             status,
@@ -235,6 +263,26 @@ impl Exchanger {
 }
 
 impl Exchanger {
+    /// The provider broke the body after the first byte. An event stream gets a
+    /// final error event; every response is then cut (no clean end of body), so
+    /// the client cannot mistake it for a complete answer.
+    async fn cut(
+        &self,
+        session: &mut Session,
+        meter: &mut Meter,
+        e: Box<pingora_error::Error>,
+    ) -> AttemptError {
+        if meter.is_sse() {
+            if let Some(held) = meter.finish() {
+                let _ = session.write_response_body(Some(held), false).await;
+            }
+            let _ = session
+                .write_response_body(Some(Bytes::from_static(SSE_CUT_EVENT)), false)
+                .await;
+        }
+        AttemptError::Aborted(Cut::Upstream, e)
+    }
+
     /// Returns a fully read connection to the pool, when HTTP allows it.
     async fn release(&self, mut up: H1Session, a: &Attempt<'_>) {
         if !up.is_body_done() {

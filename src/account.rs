@@ -1,0 +1,126 @@
+//! Accounting: when a request ends, its usage becomes token counters and credits
+//! (SPEC §5, §8). Runs in pingora's `logging` phase, after the last byte.
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use crate::billing::{self, Charge};
+use crate::catalog::Price;
+use crate::metrics::{metrics, Metrics, NO_KEY, UNLISTED};
+use crate::proxy::ctx::Ctx;
+use crate::state::State;
+use crate::usage::Usage;
+
+/// Bytes of generated text per token, for estimating a cut stream's output.
+const BYTES_PER_TOKEN: u64 = 4;
+
+/// Status codes as label strings, built once.
+static STATUS: LazyLock<Vec<String>> = LazyLock::new(|| (0..600).map(|s| s.to_string()).collect());
+
+/// Records a finished request: counters, histograms, tokens and credits.
+/// Returns the charge (for the ledger and balances).
+pub fn settle(state: &State, ctx: &Ctx) -> Charge {
+    let Some(m) = metrics() else {
+        return Charge::default();
+    };
+    let access = ctx
+        .auth
+        .access_key
+        .and_then(|i| state.access.entry(i))
+        .map_or(NO_KEY, |e| &*e.name);
+    let provider = ctx
+        .route
+        .provider
+        .and_then(|p| state.catalog.providers.get(p))
+        .map_or("none", |p| &*p.id);
+    let model = match (ctx.route.model, ctx.route.provider) {
+        (Some(i), _) => state.catalog.models.get(i).map_or(UNLISTED, |m| &*m.id),
+        (None, Some(_)) => UNLISTED,
+        (None, None) => "none",
+    };
+    let status = STATUS
+        .get(usize::from(ctx.response.status))
+        .map_or("0", String::as_str);
+    m.requests
+        .with_label_values(&[access, provider, model, status])
+        .inc();
+    if let Some(started) = ctx.started {
+        let now = Instant::now();
+        m.duration
+            .with_label_values(&[provider])
+            .observe(now.duration_since(started).as_secs_f64());
+        if let Some(first) = ctx.response.first_byte {
+            m.ttfb
+                .with_label_values(&[provider])
+                .observe(first.duration_since(started).as_secs_f64());
+        }
+    }
+    if let Some(cut) = ctx.response.cut {
+        m.aborted.with_label_values(&[provider, cut.label()]).inc();
+    }
+
+    let Some(billing_kind) = ctx.auth.billing else {
+        return Charge::default();
+    };
+    let Some(usage) = measured_usage(m, ctx, [access, provider, model]) else {
+        return Charge::default();
+    };
+    let labels3 = [access, provider, model];
+    let tokens = |kind: &str, n: u64| {
+        if n > 0 {
+            m.tokens
+                .with_label_values(&[access, provider, model, kind])
+                .inc_by(n);
+        }
+    };
+    tokens("input", usage.input);
+    tokens("output", usage.output);
+    let price = price(state, ctx);
+    if price.is_none() {
+        for (kind, n) in [("input", usage.input), ("output", usage.output)] {
+            if n > 0 {
+                m.unpriced_tokens
+                    .with_label_values(&[access, provider, model, kind])
+                    .inc_by(n);
+            }
+        }
+    }
+    let charge = billing::charge(billing_kind, Some(&usage), price.as_ref(), state.config.fee);
+    if charge.total() > 0 {
+        m.credits.with_label_values(&labels3).inc_by(charge.total());
+    }
+    charge
+}
+
+/// The usage the provider reported; for a stream cut before its report, output
+/// tokens are estimated from the text delivered (and counted as estimated).
+fn measured_usage(m: &Metrics, ctx: &Ctx, labels: [&str; 3]) -> Option<Usage> {
+    let reported = ctx.usage.usage();
+    if ctx.usage.complete() {
+        return reported;
+    }
+    let text = ctx.usage.output_text_bytes();
+    let estimate = text.div_ceil(BYTES_PER_TOKEN);
+    let mut usage = reported.unwrap_or_default();
+    if estimate > usage.output {
+        m.estimated_tokens
+            .with_label_values(&labels)
+            .inc_by(estimate - usage.output);
+        usage.output = estimate;
+    }
+    (usage != Usage::default()).then_some(usage)
+}
+
+/// The catalog price of the model that answered, or a price-only row for an
+/// unlisted model the seeds priced.
+fn price(state: &State, ctx: &Ctx) -> Option<Price> {
+    if let Some(i) = ctx.route.model {
+        return state.catalog.models.get(i).and_then(|m| m.price);
+    }
+    let provider = state.catalog.providers.get(ctx.route.provider?)?;
+    let model = ctx.route.unlisted_model.as_deref()?;
+    state
+        .catalog
+        .price_row(&provider.id, model)
+        .map(|r| r.price)
+}

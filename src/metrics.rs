@@ -1,0 +1,105 @@
+//! Prometheus metrics (SPEC §8), registered once in the default registry that
+//! pingora-prometheus serves on the metrics listener. Label values are names,
+//! never secrets, and bounded: models outside the catalog are `unlisted`.
+
+use std::sync::LazyLock;
+
+use pingora_prometheus::prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
+    IntCounterVec, IntGaugeVec,
+};
+
+/// Label of a model the catalog does not list (keeps the series count bounded).
+pub const UNLISTED: &str = "unlisted";
+/// Access-key label of a request that used no access key (passthrough or refused).
+pub const NO_KEY: &str = "none";
+
+pub struct Metrics {
+    pub requests: IntCounterVec,
+    pub tokens: IntCounterVec,
+    pub unpriced_tokens: IntCounterVec,
+    pub estimated_tokens: IntCounterVec,
+    pub credits: IntCounterVec,
+    pub attempts: IntCounterVec,
+    pub key_healthy: IntGaugeVec,
+    pub aborted: IntCounterVec,
+    pub duration: HistogramVec,
+    pub ttfb: HistogramVec,
+}
+
+/// Latency buckets (seconds): 1 ms … 10 min, for answers from instant errors to
+/// long reasoning streams.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0,
+];
+
+fn build() -> Result<Metrics, pingora_prometheus::prometheus::Error> {
+    Ok(Metrics {
+        requests: register_int_counter_vec!(
+            "tollgate_requests_total",
+            "Requests answered, by access key, provider, model and status.",
+            &["access_key", "provider", "model", "status"]
+        )?,
+        tokens: register_int_counter_vec!(
+            "tollgate_tokens_total",
+            "Tokens reported by providers; kind = input|output (cached input is part of input).",
+            &["access_key", "provider", "model", "kind"]
+        )?,
+        unpriced_tokens: register_int_counter_vec!(
+            "tollgate_unpriced_tokens_total",
+            "Tokens of models without a catalog price (counted, never silently free).",
+            &["access_key", "provider", "model", "kind"]
+        )?,
+        estimated_tokens: register_int_counter_vec!(
+            "tollgate_estimated_tokens_total",
+            "Output tokens estimated for streams cut before the provider reported usage.",
+            &["access_key", "provider", "model"]
+        )?,
+        credits: register_int_counter_vec!(
+            "tollgate_credits_spent_microusd_total",
+            "Credits charged, integer micro-USD (model cost and gateway fee).",
+            &["access_key", "provider", "model"]
+        )?,
+        attempts: register_int_counter_vec!(
+            "tollgate_upstream_attempts_total",
+            "Upstream attempts by provider key and outcome.",
+            &["provider", "key", "outcome"]
+        )?,
+        key_healthy: register_int_gauge_vec!(
+            "tollgate_provider_key_healthy",
+            "1 when a provider key is usable, 0 while cooling down or disabled.",
+            &["provider", "key"]
+        )?,
+        aborted: register_int_counter_vec!(
+            "tollgate_responses_aborted_total",
+            "Responses cut after the first byte, by side (client|upstream).",
+            &["provider", "side"]
+        )?,
+        duration: register_histogram_vec!(
+            "tollgate_request_duration_seconds",
+            "Time from request to last byte.",
+            &["provider"],
+            BUCKETS.to_vec()
+        )?,
+        ttfb: register_histogram_vec!(
+            "tollgate_time_to_first_byte_seconds",
+            "Time from request to the first response byte relayed.",
+            &["provider"],
+            BUCKETS.to_vec()
+        )?,
+    })
+}
+
+static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match build() {
+    Ok(m) => Some(m),
+    Err(e) => {
+        log::error!("metrics disabled: {e}");
+        None
+    }
+});
+
+/// The process's metrics (`None` only if registration failed, which is logged).
+pub fn metrics() -> Option<&'static Metrics> {
+    METRICS.as_ref()
+}

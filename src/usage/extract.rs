@@ -1,0 +1,178 @@
+//! Reads usage and generated-text sizes out of each parsed stream event or captured JSON `usage` value, per wire format.
+
+use super::wire::{
+    AnthropicEvent, AnthropicUsage, ChatChunk, OpenAiUsage, ResponsesEvent, ResponsesUsage,
+};
+use super::{Format, Usage};
+
+/// Where the value [`Extract::captured`] receives sits in a JSON body.
+pub(crate) const BODY_USAGE: &[&str] = &["usage"];
+
+/// Responses' final events carry usage here.
+const RESPONSE_USAGE: &[&str] = &["response", "usage"];
+
+/// The key path worth scanning an oversized stream event for, per format.
+pub(crate) fn oversized_path(format: Format) -> Option<&'static [&'static str]> {
+    match format {
+        Format::OpenAiSse => Some(BODY_USAGE),
+        Format::ResponsesSse => Some(RESPONSE_USAGE),
+        _ => None,
+    }
+}
+
+/// Responses stream events whose `delta` is generated text (audio deltas are base64, not text).
+const RESPONSES_TEXT_DELTAS: &[&str] = &[
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.function_call_arguments.delta",
+    "response.reasoning_text.delta",
+    "response.reasoning_summary_text.delta",
+    "response.custom_tool_call_input.delta",
+];
+
+/// Responses stream events that end the response and carry its usage.
+const RESPONSES_FINAL: &[&str] = &[
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+];
+
+/// Usage accounting state for one response body.
+#[derive(Debug)]
+pub(crate) struct Extract {
+    format: Format,
+    usage: Option<Usage>,
+    /// Anthropic reports counts piecemeal (`message_start`, then `message_delta`).
+    anthropic: Option<AnthropicUsage>,
+    complete: bool,
+    text_bytes: u64,
+}
+
+impl Extract {
+    pub(crate) fn new(format: Format) -> Self {
+        Extract {
+            format,
+            usage: None,
+            anthropic: None,
+            complete: false,
+            text_bytes: 0,
+        }
+    }
+
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    pub(crate) fn complete(&self) -> bool {
+        self.complete
+    }
+
+    pub(crate) fn text_bytes(&self) -> u64 {
+        self.text_bytes
+    }
+
+    /// Handles one stream event's data; returns whether it is an OpenAI usage-only chunk
+    /// (`"choices": []` and a non-null `usage`), the one a stripping tracker removes.
+    pub(crate) fn event(&mut self, data: &[u8]) -> bool {
+        match self.format {
+            Format::OpenAiSse | Format::OpenAiJson => self.openai_event(data),
+            Format::ResponsesSse | Format::ResponsesJson => {
+                self.responses_event(data);
+                false
+            }
+            Format::AnthropicSse | Format::AnthropicJson => {
+                self.anthropic_event(data);
+                false
+            }
+        }
+    }
+
+    /// Handles the raw value found at the format's usage path: a JSON body's top-level
+    /// `usage`, or the usage of an event too large to buffer.
+    pub(crate) fn captured(&mut self, value: &[u8]) {
+        let usage = match self.format {
+            Format::OpenAiJson | Format::OpenAiSse => {
+                parse::<OpenAiUsage>(value).map(|u| u.to_usage())
+            }
+            Format::ResponsesJson | Format::ResponsesSse => {
+                parse::<ResponsesUsage>(value).map(|u| u.to_usage())
+            }
+            Format::AnthropicJson | Format::AnthropicSse => {
+                parse::<AnthropicUsage>(value).map(|u| u.to_usage())
+            }
+        };
+        if usage.is_some() {
+            self.usage = usage;
+            self.complete = true;
+        }
+    }
+
+    fn openai_event(&mut self, data: &[u8]) -> bool {
+        if data == b"[DONE]" {
+            // The stream ended normally: usage seen on any chunk was the final report.
+            self.complete |= self.usage.is_some();
+            return false;
+        }
+        let Ok(chunk) = serde_json::from_slice::<ChatChunk>(data) else {
+            return false;
+        };
+        let choices = chunk.choices.unwrap_or_default();
+        self.text_bytes += choices.text_bytes;
+        let Some(usage) = chunk.usage else {
+            return false;
+        };
+        self.usage = Some(usage.to_usage());
+        // Providers streaming running totals put them on every chunk; the final report
+        // comes on a chunk without choices, or on the one that finishes them.
+        if choices.count == 0 || choices.finished {
+            self.complete = true;
+        }
+        chunk.choices.is_some() && choices.count == 0
+    }
+
+    fn responses_event(&mut self, data: &[u8]) {
+        let Ok(event) = serde_json::from_slice::<ResponsesEvent<'_>>(data) else {
+            return;
+        };
+        if RESPONSES_TEXT_DELTAS.contains(&&*event.kind) {
+            self.text_bytes += event.delta.map_or(0, |d| d.0);
+        }
+        if let Some(usage) = event.response.and_then(|r| r.usage) {
+            self.usage = Some(usage.to_usage());
+            self.complete |= RESPONSES_FINAL.contains(&&*event.kind);
+        }
+    }
+
+    fn anthropic_event(&mut self, data: &[u8]) {
+        let Ok(event) = serde_json::from_slice::<AnthropicEvent<'_>>(data) else {
+            return;
+        };
+        let report = match &*event.kind {
+            "message_start" => event.message.and_then(|m| m.usage),
+            "message_delta" => event.usage,
+            "content_block_delta" => {
+                self.text_bytes += event.delta.map_or(0, |d| d.text_bytes());
+                None
+            }
+            "message_stop" => {
+                self.complete |= self.usage.is_some();
+                None
+            }
+            _ => None,
+        };
+        let Some(report) = report else {
+            return;
+        };
+        let parts = self.anthropic.get_or_insert_with(AnthropicUsage::default);
+        parts.update(&report);
+        self.usage = Some(parts.to_usage());
+        if event.kind == "message_delta" {
+            self.complete = true;
+        }
+    }
+}
+
+/// Deserializes a captured usage value; `null` or a malformed value gives `None`.
+fn parse<'a, T: serde::Deserialize<'a>>(value: &'a [u8]) -> Option<T> {
+    serde_json::from_slice::<Option<T>>(value).ok().flatten()
+}

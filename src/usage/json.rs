@@ -1,0 +1,285 @@
+//! Finds one member of a JSON document by its key path while the bytes stream past, and keeps only that member's raw value.
+//!
+//! The scanner tracks strings, escapes and nesting, nothing else: it never validates and
+//! never buffers the document, so a body of any size costs O(1) memory plus the captured
+//! value (at most [`MAX_CAPTURE`] bytes). A key is matched only where the path puts it:
+//! `"usage"` inside a string, inside an array, or one object too deep is not it. When the
+//! path occurs more than once, the last occurrence wins, as with serde_json.
+
+use std::mem;
+
+/// Largest value captured; a longer one is dropped (usage objects are a few hundred bytes).
+pub(crate) const MAX_CAPTURE: usize = 64 * 1024;
+
+/// Longest raw key compared against the path (longer keys cannot be path keys, even escaped).
+const MAX_KEY: usize = 256;
+
+/// Nesting levels whose container kind is remembered; the path never reaches deeper.
+const TRACKED_LEVELS: u32 = 64;
+
+/// Streams a JSON document and captures the raw value at `path` (object keys from the top).
+#[derive(Debug)]
+pub(crate) struct MemberScanner {
+    path: &'static [&'static str],
+    /// Containers currently open; the top-level value's container is level 1.
+    depth: u32,
+    /// Bit `i` set when the container at level `i + 1` is an object.
+    objects: u64,
+    /// Path keys matched along the open containers: the container at level `matched + 1`
+    /// is the value of `path[matched - 1]` (or the top level), the only place a key can match.
+    matched: u32,
+    in_string: bool,
+    /// Inside a string, the previous byte was an unconsumed backslash.
+    escape: bool,
+    /// At the target level, the next string is a key.
+    expect_key: bool,
+    /// The current string is a key at the target level.
+    in_key: bool,
+    key: Vec<u8>,
+    /// The last key read at the target level is the next path key.
+    key_hit: bool,
+    /// A `:` at the target level was seen and its value has not started yet.
+    awaiting_value: bool,
+    /// The bytes since the matched value started are being kept.
+    capturing: bool,
+    capture: Vec<u8>,
+    /// The last complete capture, and whether it arrived since [`Self::take`].
+    found: Vec<u8>,
+    fresh: bool,
+}
+
+impl MemberScanner {
+    /// A scanner for the value at `path`, which must name at least one key.
+    pub(crate) fn new(path: &'static [&'static str]) -> Self {
+        MemberScanner {
+            path,
+            depth: 0,
+            objects: 0,
+            matched: 0,
+            in_string: false,
+            escape: false,
+            expect_key: false,
+            in_key: false,
+            key: Vec::new(),
+            key_hit: false,
+            awaiting_value: false,
+            capturing: false,
+            capture: Vec::new(),
+            found: Vec::new(),
+            fresh: false,
+        }
+    }
+
+    /// The raw value captured since the last call, if a new one completed.
+    pub(crate) fn take(&mut self) -> Option<&[u8]> {
+        if mem::take(&mut self.fresh) {
+            Some(&self.found)
+        } else {
+            None
+        }
+    }
+
+    /// Scans the next bytes of the document.
+    pub(crate) fn feed(&mut self, s: &[u8]) {
+        let mut cap_from = self.capturing.then_some(0);
+        let mut key_from = self.in_key.then_some(0);
+        let mut i = 0;
+        while i < s.len() {
+            if self.in_string {
+                if self.escape {
+                    self.escape = false;
+                    i += 1;
+                    continue;
+                }
+                let rest = s.get(i..).unwrap_or_default();
+                let Some(k) = memchr::memchr2(b'"', b'\\', rest) else {
+                    break;
+                };
+                let j = i + k;
+                if s.get(j) == Some(&b'\\') {
+                    self.escape = true;
+                } else {
+                    self.in_string = false;
+                    if let Some(from) = key_from.take() {
+                        self.push_key(s.get(from..j).unwrap_or_default());
+                        self.end_key();
+                    }
+                }
+                i = j + 1;
+                continue;
+            }
+            if self.depth > self.matched + 1 {
+                // Below the target level only nesting and strings matter.
+                i += next_bracket_or_quote(s.get(i..).unwrap_or_default());
+            }
+            let Some(&b) = s.get(i) else { break };
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' => {}
+                b'"' => {
+                    self.in_string = true;
+                    if self.at_target() && self.expect_key {
+                        self.expect_key = false;
+                        self.in_key = true;
+                        self.key.clear();
+                        key_from = Some(i + 1);
+                    } else {
+                        self.value_starts(b, i, &mut cap_from);
+                    }
+                }
+                b'{' | b'[' => {
+                    self.value_starts(b, i, &mut cap_from);
+                    self.depth = self.depth.saturating_add(1);
+                    let is_object = b == b'{';
+                    if self.depth <= TRACKED_LEVELS {
+                        let bit = 1u64 << (self.depth - 1);
+                        if is_object {
+                            self.objects |= bit;
+                        } else {
+                            self.objects &= !bit;
+                        }
+                    }
+                    if self.depth == self.matched + 1 {
+                        self.expect_key = is_object;
+                    }
+                }
+                b'}' | b']' => {
+                    if self.depth == self.matched + 1 {
+                        self.end_member(s, i, &mut cap_from);
+                    }
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth < self.matched + 1 {
+                        // Left the matched member's object: back at its parent's level.
+                        self.matched = self.depth.saturating_sub(1);
+                        self.key_hit = false;
+                        self.awaiting_value = false;
+                        self.expect_key = false;
+                    }
+                }
+                b',' => {
+                    if self.depth == self.matched + 1 {
+                        self.end_member(s, i, &mut cap_from);
+                        self.expect_key = self.at_target();
+                    }
+                }
+                b':' => {
+                    if self.at_target() {
+                        self.awaiting_value = true;
+                    }
+                }
+                _ => self.value_starts(b, i, &mut cap_from),
+            }
+            i += 1;
+        }
+        if let Some(from) = cap_from {
+            self.push_capture(s.get(from..).unwrap_or_default());
+        }
+        if let Some(from) = key_from {
+            self.push_key(s.get(from..).unwrap_or_default());
+        }
+    }
+
+    /// Whether the cursor is directly inside the object where the next path key can appear.
+    fn at_target(&self) -> bool {
+        self.depth == self.matched + 1
+            && self.depth <= TRACKED_LEVELS
+            && self.objects & (1u64 << (self.depth - 1)) != 0
+    }
+
+    /// A value's first byte `b` at offset `i`: starts the capture, or descends the path.
+    fn value_starts(&mut self, b: u8, i: usize, cap_from: &mut Option<usize>) {
+        if !(self.awaiting_value && self.depth == self.matched + 1) {
+            return;
+        }
+        self.awaiting_value = false;
+        if !mem::take(&mut self.key_hit) {
+            return;
+        }
+        if self.matched as usize + 1 == self.path.len() {
+            self.capturing = true;
+            self.capture.clear();
+            *cap_from = Some(i);
+        } else if b == b'{' {
+            // The caller opens the object next, one level down, where the next key must match.
+            self.matched += 1;
+        }
+    }
+
+    /// The member at the target level ends at offset `i` (a `,` or the closing bracket).
+    fn end_member(&mut self, s: &[u8], i: usize, cap_from: &mut Option<usize>) {
+        self.key_hit = false;
+        self.awaiting_value = false;
+        if let Some(from) = cap_from.take() {
+            self.push_capture(s.get(from..i).unwrap_or_default());
+        }
+        if mem::take(&mut self.capturing) && self.capture.len() <= MAX_CAPTURE {
+            mem::swap(&mut self.found, &mut self.capture);
+            self.fresh = true;
+        }
+    }
+
+    fn push_capture(&mut self, bytes: &[u8]) {
+        if self.capture.len() + bytes.len() <= MAX_CAPTURE {
+            self.capture.extend_from_slice(bytes);
+        } else {
+            // Marks the capture as too long without keeping more of it.
+            self.capture.resize(MAX_CAPTURE + 1, 0);
+        }
+    }
+
+    fn push_key(&mut self, bytes: &[u8]) {
+        if self.key.len() + bytes.len() <= MAX_KEY {
+            self.key.extend_from_slice(bytes);
+        } else {
+            self.key.resize(MAX_KEY + 1, 0);
+        }
+    }
+
+    /// A key at the target level is complete: compare it with the next path key.
+    fn end_key(&mut self) {
+        self.in_key = false;
+        let want = self
+            .path
+            .get(self.matched as usize)
+            .copied()
+            .unwrap_or_default();
+        self.key_hit = if self.key.len() > MAX_KEY {
+            false
+        } else if memchr::memchr(b'\\', &self.key).is_none() {
+            self.key == want.as_bytes()
+        } else {
+            unescaped_key_is(&self.key, want)
+        };
+    }
+}
+
+/// Offset of the first `"`, `[`, `]`, `{` or `}` in `s`, or `s.len()`.
+///
+/// Checks 32 bytes at a time without early exit inside a block, which vectorises: the
+/// numbers of an embeddings array are skipped at several GB/s.
+fn next_bracket_or_quote(s: &[u8]) -> usize {
+    // Clearing bit 5 maps `{` onto `[` and `}` onto `]`, and nothing else onto either.
+    let hit = |b: u8| b == b'"' || b & 0xDF == b'[' || b & 0xDF == b']';
+    let mut blocks = s.chunks_exact(32);
+    let mut offset = 0;
+    for block in &mut blocks {
+        if block.iter().fold(false, |any, &b| any | hit(b)) {
+            return offset + block.iter().position(|&b| hit(b)).unwrap_or(0);
+        }
+        offset += 32;
+    }
+    let rest = blocks.remainder();
+    offset + rest.iter().position(|&b| hit(b)).unwrap_or(rest.len())
+}
+
+/// Whether the raw (escaped) key text decodes to `want`.
+fn unescaped_key_is(raw: &[u8], want: &str) -> bool {
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<String>(&quoted).is_ok_and(|k| k == want)
+}
+
+#[cfg(test)]
+#[path = "json_tests.rs"]
+mod tests;

@@ -1,0 +1,70 @@
+//! `Meter`: the per-request glue between the relay loop and a [`UsageTracker`]:
+//! what to measure, whether to strip the usage chunk tollgate asked for, and the
+//! tracker of the attempt that answered.
+
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+
+use super::{Api, Format, Usage, UsageTracker};
+
+/// Usage measurement for one request (`api: None` measures nothing).
+#[derive(Debug, Default)]
+pub struct Meter {
+    pub api: Option<Api>,
+    /// tollgate added `stream_options.include_usage`: remove the usage-only chunk.
+    pub strip: bool,
+    tracker: Option<UsageTracker>,
+}
+
+impl Meter {
+    pub fn new(api: Option<Api>, strip: bool) -> Meter {
+        Meter {
+            api,
+            strip,
+            tracker: None,
+        }
+    }
+
+    /// Starts measuring the response described by `resp`.
+    pub fn start(&mut self, resp: &ResponseHeader) {
+        let Some(api) = self.api else { return };
+        let content_type = resp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes());
+        let format = Format::detect(api, content_type);
+        // Stripping changes the length: never on a Content-Length framed body.
+        let strip = self.strip && !resp.headers.contains_key(http::header::CONTENT_LENGTH);
+        self.tracker = Some(UsageTracker::new(format, strip));
+    }
+
+    /// Whether the response being measured is an event stream.
+    pub fn is_sse(&self) -> bool {
+        self.api.is_some() && self.tracker.as_ref().is_some_and(UsageTracker::is_sse)
+    }
+
+    /// Sees one relayed chunk; `Some` replaces what is sent (stripping only).
+    pub fn observe(&mut self, chunk: &Bytes) -> Option<Bytes> {
+        self.tracker.as_mut().and_then(|t| t.observe(chunk))
+    }
+
+    /// End of body: bytes still held back, if any.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        self.tracker.as_mut().and_then(UsageTracker::finish)
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.tracker.as_ref().and_then(UsageTracker::usage)
+    }
+
+    pub fn complete(&self) -> bool {
+        self.tracker.as_ref().is_some_and(UsageTracker::complete)
+    }
+
+    /// Output text bytes seen (for estimating a cut stream's output tokens).
+    pub fn output_text_bytes(&self) -> u64 {
+        self.tracker
+            .as_ref()
+            .map_or(0, UsageTracker::output_text_bytes)
+    }
+}
