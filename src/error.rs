@@ -39,6 +39,8 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("the client closed the request or sent a malformed body")]
     ClientBody,
+    #[error("every key of the provider is rate limited; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("upstream error: {0}")]
     Upstream(String),
     #[error("upstream timed out: {0}")]
@@ -58,6 +60,7 @@ impl ApiError {
             ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             TooLarge { .. } => 413,
+            RateLimited { .. } => 429,
             Upstream(_) => 502,
             ProviderNotConfigured { .. } => 503,
             UpstreamTimeout(_) => 504,
@@ -68,6 +71,7 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self.status() {
             401 => "authentication_error",
+            429 => "rate_limit_error",
             403 => "permission_error",
             404 => "invalid_request_error",
             s if s >= 500 => "api_error",
@@ -95,6 +99,7 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             TooLarge { .. } => "request_too_large",
             ClientBody => "invalid_body",
+            RateLimited { .. } => "rate_limit_exceeded",
             Upstream(_) => "upstream_error",
             UpstreamTimeout(_) => "upstream_timeout",
         }
@@ -116,6 +121,14 @@ impl ApiError {
     pub fn allow(&self) -> Option<&'static str> {
         match self {
             ApiError::MethodNotAllowed { allow } => Some(allow),
+            _ => None,
+        }
+    }
+
+    /// Seconds for `Retry-After`, for 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

@@ -76,6 +76,17 @@ impl State {
                 .map_err(|reason| invalid(format!("providers.{}", p.id), reason))?;
             upstreams.push(upstream);
         }
+        if let Some(m) = crate::metrics::metrics() {
+            let now = crate::upstream::health::now_ms();
+            for (p, u) in catalog.providers.iter().zip(&upstreams) {
+                for k in &u.keys.keys {
+                    let healthy = i64::from(k.health.check(now).is_ok());
+                    m.key_healthy
+                        .with_label_values(&[&p.id, &k.name])
+                        .set(healthy);
+                }
+            }
+        }
         let access = AccessTable::build(&config.access_keys, &catalog)
             .map_err(|reason| invalid("access_keys".into(), reason))?;
         let mut routes = Routes::default();

@@ -67,4 +67,7 @@ pub struct UpstreamFile {
     pub idle_timeout: Option<String>,
     pub pool_idle_timeout: Option<String>,
     pub max_attempts: Option<u32>,
+    pub rate_limit_cooldown: Option<String>,
+    pub failure_threshold: Option<u32>,
+    pub circuit_backoff: Option<String>,
 }

@@ -12,6 +12,7 @@ use file::ConfigFile;
 
 use crate::billing::Fee;
 use crate::secret::Secret;
+use crate::upstream::health::HealthPolicy;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9091";
@@ -91,6 +92,8 @@ pub struct UpstreamSettings {
     pub pool_idle_timeout: Duration,
     /// Attempts per request across keys, endpoints and route models: 3.
     pub max_attempts: u32,
+    /// Cool-downs and circuit breaking of provider keys.
+    pub health: HealthPolicy,
 }
 
 impl Default for UpstreamSettings {
@@ -101,6 +104,7 @@ impl Default for UpstreamSettings {
             idle_timeout: Duration::from_secs(300),
             pool_idle_timeout: Duration::from_secs(60),
             max_attempts: 3,
+            health: HealthPolicy::default(),
         }
     }
 }
@@ -289,6 +293,29 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
             u.pool_idle_timeout,
             d.pool_idle_timeout,
         )?,
+        health: HealthPolicy {
+            cooldown: dur(
+                "upstream.rate_limit_cooldown",
+                u.rate_limit_cooldown,
+                d.health.cooldown,
+            )?,
+            max_cooldown: d.health.max_cooldown,
+            failure_threshold: match u.failure_threshold {
+                Some(0) => {
+                    return Err(invalid(
+                        "upstream.failure_threshold",
+                        "must be at least 1".into(),
+                    ))
+                }
+                Some(n) => n,
+                None => d.health.failure_threshold,
+            },
+            circuit_backoff: dur(
+                "upstream.circuit_backoff",
+                u.circuit_backoff,
+                d.health.circuit_backoff,
+            )?,
+        },
         max_attempts: match u.max_attempts {
             Some(0) => {
                 return Err(invalid(

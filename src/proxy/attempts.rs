@@ -13,7 +13,9 @@ use crate::metrics::metrics;
 use crate::request::Endpoint;
 use crate::resolve::Target;
 use crate::state::State;
-use crate::upstream::exchange::{Attempt, AttemptError, Failure, Relayed};
+use crate::upstream::exchange::{Attempt, AttemptError, Cut, Failure, Relayed};
+use crate::upstream::health::{self, now_ms, Outcome, Unusable};
+use crate::upstream::ProviderKey;
 use crate::upstream::{auth_header, request as upreq};
 
 /// What to send, whatever the candidate.
@@ -40,10 +42,7 @@ pub async fn run(
     let mut candidates: Vec<(usize, usize)> = Vec::new();
     for (ti, t) in plan.targets.iter().enumerate() {
         match check_target(state, plan, t) {
-            Ok(keys) => {
-                let start = state.upstreams[t.provider].keys.start();
-                candidates.extend((0..keys).map(|k| (ti, start + k)));
-            }
+            Ok(keys) => candidates.extend(keys.into_iter().map(|k| (ti, k))),
             Err(e) => {
                 refusal.get_or_insert(e);
             }
@@ -57,6 +56,8 @@ pub async fn run(
     }
 
     let mut last_failure: Option<Failure> = None;
+    // Every failure so far was a 429 (or a key cooling down): the answer is 429.
+    let mut all_rate_limited = matches!(refusal, None | Some(ApiError::RateLimited { .. }));
     for (n, &(ti, key)) in candidates.iter().enumerate() {
         let target = &plan.targets[ti];
         let provider_id = &state.catalog.providers[target.provider].id;
@@ -105,12 +106,24 @@ pub async fn run(
             header,
             body,
             last: n + 1 == candidates.len(),
+            // While every failure was a 429, a last 429 is answered by tollgate
+            // (with the soonest Retry-After of the pool), not relayed.
+            own_429: all_rate_limited,
             extra: &extra,
             settings: &state.config.upstream,
         };
         let result = gw.exchanger.run(session, attempt, &mut ctx.usage).await;
         let key_label = ctx.attempt.key.as_deref().unwrap_or(billing_label(billing));
         count_attempt(provider_id, key_label, &result);
+        if let Some(k) = key_used.and_then(|k| upstream.keys.keys.get(k)) {
+            record_health(state, provider_id, k, &result);
+        }
+        if !matches!(
+            result,
+            Err(AttemptError::Retry(Failure::Status { code: 429, .. }))
+        ) {
+            all_rate_limited = false;
+        }
         match result {
             Ok(relayed) => {
                 ctx.response.status = relayed.status;
@@ -131,6 +144,10 @@ pub async fn run(
                 return Err(Stop::Abort(e));
             }
         }
+    }
+    if all_rate_limited {
+        let retry_after = soonest_cooldown(state, plan.targets);
+        return Err(ApiError::RateLimited { retry_after }.into());
     }
     Err(match last_failure {
         Some(Failure::Timeout(m)) => ApiError::UpstreamTimeout(m),
@@ -175,8 +192,10 @@ fn count_attempt(provider: &str, key: &str, result: &Result<Relayed, AttemptErro
     }
 }
 
-/// How many keys a target may be tried with, or why it cannot be tried at all.
-fn check_target(state: &State, plan: &Plan<'_>, t: &Target) -> Result<usize, ApiError> {
+/// The keys a target may be tried with, in order (managed pools: healthy keys
+/// from the round-robin start; otherwise the one credential), or why it cannot be
+/// tried at all.
+fn check_target(state: &State, plan: &Plan<'_>, t: &Target) -> Result<Vec<usize>, ApiError> {
     let provider = &state.catalog.providers[t.provider];
     let upstream = &state.upstreams[t.provider];
     if let Some(endpoint) = plan.endpoint {
@@ -203,13 +222,89 @@ fn check_target(state: &State, plan: &Plan<'_>, t: &Target) -> Result<usize, Api
         });
     }
     match auth::credential(plan.caller, &state.access, t.provider, upstream, 0) {
-        Some((_, Billing::Managed, _)) => Ok(upstream.keys.keys.len().max(1)),
-        Some(_) => Ok(1),
+        Some((_, Billing::Managed, _)) => {
+            let pool = &upstream.keys.keys;
+            let (start, now) = (upstream.keys.start(), now_ms());
+            let mut usable = Vec::with_capacity(pool.len());
+            let mut all_cooling = true;
+            for i in 0..pool.len() {
+                let k = (start + i) % pool.len();
+                match pool[k].health.check(now) {
+                    Ok(()) => usable.push(k),
+                    Err(Unusable::Cooling(_)) => {}
+                    Err(_) => all_cooling = false,
+                }
+            }
+            if usable.is_empty() {
+                return Err(if all_cooling {
+                    ApiError::RateLimited {
+                        retry_after: soonest_cooldown(state, std::slice::from_ref(t)),
+                    }
+                } else {
+                    ApiError::Upstream(format!(
+                        "every key of provider `{}` is out of service",
+                        provider.id
+                    ))
+                });
+            }
+            Ok(usable)
+        }
+        Some(_) => Ok(vec![0]),
         None => Err(ApiError::ProviderKeyRequired(
             provider.id.to_string(),
             format!("{}_API_KEY", provider.env),
         )),
     }
+}
+
+/// Feeds an attempt's outcome to its managed key's health (and the health gauge).
+fn record_health(
+    state: &State,
+    provider: &str,
+    key: &ProviderKey,
+    result: &Result<Relayed, AttemptError>,
+) {
+    let outcome = match result {
+        Ok(r) => match r.status {
+            429 => Outcome::RateLimited(None),
+            401 | 403 => Outcome::Refused,
+            s if s >= 500 => Outcome::Failed,
+            _ => Outcome::Ok,
+        },
+        Err(AttemptError::Retry(Failure::Status {
+            code: 429,
+            retry_after,
+        })) => Outcome::RateLimited(retry_after.as_ref().and_then(health::retry_after)),
+        Err(AttemptError::Retry(Failure::Status {
+            code: 401 | 403, ..
+        })) => Outcome::Refused,
+        Err(AttemptError::Retry(_)) | Err(AttemptError::Aborted(Cut::Upstream, _)) => {
+            Outcome::Failed
+        }
+        Err(AttemptError::ClientGone) | Err(AttemptError::Aborted(Cut::Client, _)) => return,
+    };
+    let healthy = key
+        .health
+        .record(outcome, now_ms(), &state.config.upstream.health);
+    if let Some(m) = metrics() {
+        m.key_healthy
+            .with_label_values(&[provider, &key.name])
+            .set(i64::from(healthy));
+    }
+}
+
+/// Seconds until the first managed key of these targets leaves its cool-down (at least 1).
+fn soonest_cooldown(state: &State, targets: &[Target]) -> u64 {
+    let now = now_ms();
+    targets
+        .iter()
+        .flat_map(|t| state.upstreams[t.provider].keys.keys.iter())
+        .filter_map(|k| match k.health.check(now) {
+            Err(Unusable::Cooling(until)) => Some(until.saturating_sub(now)),
+            _ => None,
+        })
+        .min()
+        .map_or(1, |ms| ms.div_ceil(1000).max(1))
 }
 
 fn response_headers(

@@ -42,5 +42,9 @@ pub async fn error(
     if let Some(allow) = err.allow() {
         headers.push(("allow", allow));
     }
+    let retry_after = err.retry_after().map(|s| s.to_string());
+    if let Some(secs) = retry_after.as_deref() {
+        headers.push(("retry-after", secs));
+    }
     json(session, err.status(), err.body(), &headers).await
 }

@@ -107,8 +107,10 @@ pub struct Attempt<'a> {
     pub peer: HttpPeer,
     pub header: RequestHeader,
     pub body: Bytes,
-    /// The last candidate: relay whatever the provider answers.
+    /// The last candidate: relay whatever the provider answers…
     pub last: bool,
+    /// …except a 429, which tollgate answers itself when this is set.
+    pub own_429: bool,
     /// Headers added to the client's response (`x-tollgate-*`).
     pub extra: &'a [(HeaderName, HeaderValue)],
     pub settings: &'a UpstreamSettings,
@@ -177,7 +179,7 @@ impl Exchanger {
             if (100..200).contains(&status) && status != 101 {
                 continue;
             }
-            if !a.last && retryable(status) {
+            if retryable(status) && (!a.last || (status == 429 && a.own_429)) {
                 let retry_after = up
                     .resp_header()
                     .and_then(|h| h.headers.get(http::header::RETRY_AFTER).cloned());

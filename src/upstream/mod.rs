@@ -3,6 +3,7 @@
 
 mod dns;
 pub mod exchange;
+pub mod health;
 pub mod request;
 
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ pub struct ProviderKey {
     /// Configured name, or a short fingerprint for keys from `{P}_API_KEY`.
     pub name: Box<str>,
     pub header: HeaderValue,
+    pub health: health::KeyHealth,
 }
 
 /// The managed keys of a provider, handed out round robin.
@@ -161,6 +163,7 @@ fn pool_key(
     Ok(ProviderKey {
         name: name.into(),
         header,
+        health: health::KeyHealth::default(),
     })
 }
 
