@@ -22,6 +22,7 @@ pub struct Metrics {
     pub credits: IntCounterVec,
     pub attempts: IntCounterVec,
     pub key_healthy: IntGaugeVec,
+    pub endpoint_healthy: IntGaugeVec,
     pub aborted: IntCounterVec,
     pub duration: HistogramVec,
     pub ttfb: HistogramVec,
@@ -70,6 +71,11 @@ fn build() -> Result<Metrics, pingora_prometheus::prometheus::Error> {
             "tollgate_provider_key_healthy",
             "1 when a provider key is usable, 0 while cooling down or disabled.",
             &["provider", "key"]
+        )?,
+        endpoint_healthy: register_int_gauge_vec!(
+            "tollgate_endpoint_healthy",
+            "1 when an endpoint of a multi-endpoint provider passes its health check.",
+            &["provider", "endpoint"]
         )?,
         aborted: register_int_counter_vec!(
             "tollgate_responses_aborted_total",

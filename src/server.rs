@@ -4,12 +4,14 @@
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
 use pingora_proxy::ProxyServiceBuilder;
 
 use crate::cli::Cli;
 use crate::config::{process_env, Config};
 use crate::proxy::Gateway;
 use crate::state::State;
+use crate::upstream::probe::Prober;
 
 /// Loads config and catalog as the CLI says, applying its overrides.
 pub fn load(cli: &Cli) -> Result<State, String> {
@@ -60,7 +62,14 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
 
     let mut options = HttpServerOptions::default();
     options.h2c = true;
-    let mut proxy = ProxyServiceBuilder::new(&server.configuration, Gateway::new(state))
+    let gateway = Gateway::new(state);
+    let prober = background_service(
+        "endpoint health checks",
+        Prober {
+            state: gateway.state.clone(),
+        },
+    );
+    let mut proxy = ProxyServiceBuilder::new(&server.configuration, gateway)
         .name("tollgate")
         .server_options(options)
         .build();
@@ -71,6 +80,7 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
 
     server.add_service(proxy);
     server.add_service(metrics);
+    server.add_service(prober);
     log::info!("tollgate listening on {listen}, metrics on {metrics_listen}");
     server.run_forever()
 }

@@ -199,9 +199,8 @@ async fn attempts_are_bounded_and_the_last_answer_is_passed_through() {
 
 #[tokio::test]
 async fn an_unreachable_provider_is_502() {
-    let port = free_port();
     let gw = Gateway::builder()
-        .provider("OPENAI", &format!("http://127.0.0.1:{port}/v1"), "sk-x")
+        .provider("OPENAI", &format!("http://{}/v1", dead_addr()), "sk-x")
         .start();
     let (status, code) = error_code(gw.post("/v1/chat/completions", chat("gpt-4o")).await).await;
     assert_eq!((status, code.as_str()), (502, "upstream_error"));
@@ -227,4 +226,70 @@ async fn a_clients_own_rejected_key_sees_the_providers_401() {
         "the provider's own answer"
     );
     assert_eq!(mock.request_count(), 1);
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_is_failed_over_and_then_taken_out_by_the_health_check() {
+    let mock = MockProvider::new().start();
+    let dead = format!("http://{}/v1", dead_addr());
+    let alive = format!("{}/v1", mock.url());
+    let gw = Gateway::builder()
+        .env("OPENAI_API_KEY", "sk-one")
+        .config(&format!(
+            "providers:\n  openai:\n    endpoints: [\"{dead}\", \"{alive}\"]\nupstream:\n  health_check_interval: 100ms\n"
+        ))
+        .start();
+    // Before the checker has run, a connect error moves the attempt to the next endpoint.
+    for _ in 0..4 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", chat("gpt-4o"))
+                .await
+                .status(),
+            200
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let metrics = || async {
+        reqwest::get(format!("http://{}/metrics", gw.metrics))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let m = metrics().await;
+    let dead_label = dead.trim_start_matches("http://");
+    assert!(
+        m.contains(&format!(
+            "tollgate_endpoint_healthy{{endpoint=\"{dead_label}\",provider=\"openai\"}} 0"
+        )),
+        "{m}"
+    );
+    let connect_errors = |m: &str| -> u64 {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("tollgate_upstream_attempts_total") && l.contains("connect_error")
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let before = connect_errors(&m);
+    assert!(
+        before <= 4,
+        "at most one connect error per early request: {before}"
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            gw.post("/v1/chat/completions", chat("gpt-4o"))
+                .await
+                .status(),
+            200
+        );
+    }
+    let after = connect_errors(&metrics().await);
+    assert_eq!(
+        after, before,
+        "traffic avoids the endpoint the health check took out"
+    );
+    assert_eq!(mock.request_count(), 14);
 }

@@ -47,6 +47,8 @@ pub struct AccessKeyFile {
 pub struct ProviderFile {
     /// Overrides the catalog's base URL (as `{P}_API_URL` does, which wins over this).
     pub base_url: Option<String>,
+    /// Several base URLs (replicas, regions): a health-checked endpoint pool.
+    pub endpoints: Vec<String>,
     /// Named managed keys (added to any from `{P}_API_KEY`).
     pub keys: Vec<ProviderKeyFile>,
 }
@@ -68,6 +70,10 @@ pub struct UpstreamFile {
     pub pool_idle_timeout: Option<String>,
     pub max_attempts: Option<u32>,
     pub rate_limit_cooldown: Option<String>,
+    /// Endpoint health checks: `tcp` (default) or `http` (GET `health_check_path`).
+    pub health_check: Option<String>,
+    pub health_check_path: Option<String>,
+    pub health_check_interval: Option<String>,
     pub failure_threshold: Option<u32>,
     pub circuit_backoff: Option<String>,
 }

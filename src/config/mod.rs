@@ -69,6 +69,7 @@ pub struct AccessKey {
 #[derive(Debug, Clone, Default)]
 pub struct ProviderOverride {
     pub base_url: Option<String>,
+    pub endpoints: Vec<String>,
     pub keys: Vec<NamedKey>,
 }
 
@@ -80,7 +81,7 @@ pub struct NamedKey {
 
 /// Upstream timeouts and attempt bounds. Defaults suit LLM traffic, where a reasoning
 /// model can think for minutes before its first token.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpstreamSettings {
     /// TCP (and TLS) connect: 10 s.
     pub connect_timeout: Duration,
@@ -94,6 +95,17 @@ pub struct UpstreamSettings {
     pub max_attempts: u32,
     /// Cool-downs and circuit breaking of provider keys.
     pub health: HealthPolicy,
+    /// How endpoints of multi-endpoint providers are checked.
+    pub endpoint_check: EndpointCheck,
+}
+
+/// Active health checks of endpoint pools (pingora-load-balancing's checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointCheck {
+    /// `None`: TCP connect; `Some(path)`: HTTP GET of that path, 2xx healthy.
+    pub http_path: Option<String>,
+    /// Between two rounds of checks: 5 s.
+    pub interval: Duration,
 }
 
 impl Default for UpstreamSettings {
@@ -105,6 +117,10 @@ impl Default for UpstreamSettings {
             pool_idle_timeout: Duration::from_secs(60),
             max_attempts: 3,
             health: HealthPolicy::default(),
+            endpoint_check: EndpointCheck {
+                http_path: None,
+                interval: Duration::from_secs(5),
+            },
         }
     }
 }
@@ -256,6 +272,7 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
             id,
             ProviderOverride {
                 base_url: p.base_url,
+                endpoints: p.endpoints,
                 keys,
             },
         );
@@ -314,6 +331,23 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
                 "upstream.circuit_backoff",
                 u.circuit_backoff,
                 d.health.circuit_backoff,
+            )?,
+        },
+        endpoint_check: EndpointCheck {
+            http_path: match u.health_check.as_deref() {
+                None | Some("tcp") => None,
+                Some("http") => Some(u.health_check_path.clone().unwrap_or_else(|| "/".into())),
+                Some(other) => {
+                    return Err(invalid(
+                        "upstream.health_check",
+                        format!("`{other}` is not tcp or http"),
+                    ))
+                }
+            },
+            interval: dur(
+                "upstream.health_check_interval",
+                u.health_check_interval,
+                d.endpoint_check.interval,
             )?,
         },
         max_attempts: match u.max_attempts {

@@ -42,7 +42,12 @@ pub async fn run(
     let mut candidates: Vec<(usize, usize)> = Vec::new();
     for (ti, t) in plan.targets.iter().enumerate() {
         match check_target(state, plan, t) {
-            Ok(keys) => candidates.extend(keys.into_iter().map(|k| (ti, k))),
+            // One attempt per key, and at least one per endpoint (keys cycle).
+            Ok(keys) => {
+                let endpoints = state.upstreams[t.provider].endpoints.len();
+                let n = keys.len().max(endpoints);
+                candidates.extend(keys.iter().cycle().take(n).map(|&k| (ti, k)));
+            }
             Err(e) => {
                 refusal.get_or_insert(e);
             }
@@ -62,7 +67,7 @@ pub async fn run(
         let target = &plan.targets[ti];
         let provider_id = &state.catalog.providers[target.provider].id;
         let upstream = &state.upstreams[target.provider];
-        let Some(ep) = upstream.endpoint.as_ref() else {
+        let Some(ep) = upstream.pick_endpoint() else {
             continue;
         };
         let Some((cred, billing, key_used)) =

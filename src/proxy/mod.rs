@@ -28,14 +28,14 @@ use ctx::Ctx;
 /// The gateway service: the current state, swapped whole on reload, and the
 /// pooled upstream connector.
 pub struct Gateway {
-    pub state: ArcSwap<State>,
+    pub state: Arc<ArcSwap<State>>,
     exchanger: Exchanger,
 }
 
 impl Gateway {
     pub fn new(state: State) -> Gateway {
         Gateway {
-            state: ArcSwap::from_pointee(state),
+            state: Arc::new(ArcSwap::from_pointee(state)),
             exchanger: Exchanger::default(),
         }
     }

@@ -4,10 +4,11 @@
 mod dns;
 pub mod exchange;
 pub mod health;
+pub mod probe;
 pub mod request;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use http::{HeaderName, HeaderValue};
 use pingora_core::upstreams::peer::HttpPeer;
@@ -23,7 +24,9 @@ pub use dns::Dns;
 pub struct Upstream {
     /// Why the provider cannot be used (e.g. a base-URL placeholder with no value).
     pub unusable: Option<String>,
-    pub endpoint: Option<Endpoint>,
+    /// The provider's base URLs (one, or a pool of replicas / regions).
+    pub endpoints: Vec<Endpoint>,
+    next_endpoint: AtomicUsize,
     pub auth: AuthStyle,
     /// Default headers (e.g. `anthropic-version`), sent when the client sent none.
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -40,6 +43,8 @@ pub struct Endpoint {
     /// Base path without a trailing slash (`/v1`, `/v1beta/openai`, or empty).
     pub base_path: Box<str>,
     pub dns: Dns,
+    /// Set by the health checker; a dead endpoint is skipped while others live.
+    pub healthy: AtomicBool,
 }
 
 /// A managed provider key with its prebuilt auth header value.
@@ -97,14 +102,29 @@ impl Upstream {
         env: Env<'_>,
     ) -> Result<Upstream, String> {
         let p = &provider.env;
-        let base = env(&format!("{p}_API_URL"))
-            .or_else(|| overrides.and_then(|o| o.base_url.clone()))
-            .unwrap_or_else(|| provider.base_url.to_string());
-        let (base, missing) = fill_placeholders(&base, p, env);
-        let (endpoint, unusable) = match missing {
-            Some(var) => (None, Some(format!("set {var} (its base URL needs it)"))),
-            None => (Some(Endpoint::parse(&base)?), None),
+        // `{P}_API_URL` (comma-separated for a pool) wins over config, config over catalog.
+        let bases: Vec<String> = match env(&format!("{p}_API_URL")) {
+            Some(list) => list
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            None => match overrides {
+                Some(o) if !o.endpoints.is_empty() => o.endpoints.clone(),
+                Some(ProviderOverride {
+                    base_url: Some(b), ..
+                }) => vec![b.clone()],
+                _ => vec![provider.base_url.to_string()],
+            },
         };
+        let mut endpoints = Vec::with_capacity(bases.len());
+        let mut unusable = None;
+        for base in &bases {
+            match fill_placeholders(base, p, env) {
+                (_, Some(var)) => unusable = Some(format!("set {var} (its base URL needs it)")),
+                (url, None) => endpoints.push(Endpoint::parse(&url)?),
+            }
+        }
 
         let mut keys = Vec::new();
         if let Some(list) = env(&format!("{p}_API_KEY")) {
@@ -132,7 +152,8 @@ impl Upstream {
         }
         Ok(Upstream {
             unusable,
-            endpoint,
+            endpoints,
+            next_endpoint: AtomicUsize::new(0),
             auth: provider.auth,
             headers,
             keys: KeyPool {
@@ -140,6 +161,21 @@ impl Upstream {
                 next: AtomicUsize::new(0),
             },
         })
+    }
+
+    /// The endpoint for the next attempt: round robin over the healthy ones, or over
+    /// all of them when the health checker marked every one dead (it may be wrong;
+    /// refusing outright would turn a checker fault into an outage).
+    pub fn pick_endpoint(&self) -> Option<&Endpoint> {
+        let n = self.endpoints.len();
+        if n <= 1 {
+            return self.endpoints.first();
+        }
+        let start = self.next_endpoint.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.endpoints[(start + i) % n])
+            .find(|e| e.healthy.load(Ordering::Relaxed))
+            .or_else(|| self.endpoints.get(start % n))
     }
 
     /// A pingora peer for one attempt at `addr`.
@@ -223,6 +259,7 @@ impl Endpoint {
             host: host.into(),
             authority,
             base_path: url.path().trim_end_matches('/').into(),
+            healthy: AtomicBool::new(true),
         })
     }
 }

@@ -28,12 +28,27 @@ pub struct GatewayBuilder {
     args: Vec<String>,
 }
 
-/// A free loopback port (bound then released).
+/// A loopback address where nothing listens, and nothing in the tests ever will
+/// (mocks and gateways bind 127.0.0.1): connecting to it is refused at once.
+pub fn dead_addr() -> String {
+    "127.0.0.2:9".to_string()
+}
+
+/// A free loopback port for a gateway listener. pingora binds with SO_REUSEPORT,
+/// so two gateways given the same port would both start and split the traffic:
+/// ports come from a per-process counter in 20000-29999 (below the kernel's
+/// ephemeral range, where mocks bind), checked free before use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 97) as u16 * 100;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (offset + n % 10_000) % 10_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn temp_dir() -> PathBuf {
