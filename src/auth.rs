@@ -15,6 +15,8 @@ use crate::upstream::{auth_value, Upstream};
 #[derive(Debug)]
 pub struct AccessEntry {
     pub name: Box<str>,
+    /// Credit balance, micro-USD (`None`: unlimited).
+    pub credits: Option<u64>,
     key: Secret,
     /// Per provider index: the key's own provider credential (BYOK), prebuilt.
     byok: Vec<Option<HeaderValue>>,
@@ -73,11 +75,17 @@ impl AccessTable {
             table.by_key.insert(k.key.expose().as_bytes().into(), i);
             table.entries.push(AccessEntry {
                 name: k.name.as_str().into(),
+                credits: k.credits,
                 key: k.key.clone(),
                 byok,
             });
         }
         Ok(table)
+    }
+
+    /// Whether any access key has a credit balance.
+    pub fn has_balances(&self) -> bool {
+        self.entries.iter().any(|e| e.credits.is_some())
     }
 
     pub fn entry(&self, index: usize) -> Option<&AccessEntry> {
@@ -169,6 +177,7 @@ mod tests {
             name: "team-a".into(),
             key: Secret::new("tg-team-a"),
             provider_keys: vec![("groq".into(), Secret::new("gsk-own"))],
+            credits: None,
         }];
         AccessTable::build(&keys, &catalog).unwrap()
     }

@@ -39,6 +39,10 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("the client closed the request or sent a malformed body")]
     ClientBody,
+    #[error("insufficient credits: {spent} of {balance} micro-USD spent")]
+    InsufficientCredits { balance: u64, spent: u64 },
+    #[error("the credit ledger is unavailable: {0}")]
+    LedgerUnavailable(String),
     #[error("every key of the provider is rate limited; retry after {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("upstream error: {0}")]
@@ -56,13 +60,14 @@ impl ApiError {
                 400
             }
             MissingKey | InvalidKey => 401,
+            InsufficientCredits { .. } => 402,
             ProviderKeyRequired(..) => 403,
             ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             TooLarge { .. } => 413,
             RateLimited { .. } => 429,
             Upstream(_) => 502,
-            ProviderNotConfigured { .. } => 503,
+            ProviderNotConfigured { .. } | LedgerUnavailable(_) => 503,
             UpstreamTimeout(_) => 504,
         }
     }
@@ -100,6 +105,8 @@ impl ApiError {
             TooLarge { .. } => "request_too_large",
             ClientBody => "invalid_body",
             RateLimited { .. } => "rate_limit_exceeded",
+            InsufficientCredits { .. } => "insufficient_credits",
+            LedgerUnavailable(_) => "ledger_unavailable",
             Upstream(_) => "upstream_error",
             UpstreamTimeout(_) => "upstream_timeout",
         }

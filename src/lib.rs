@@ -11,11 +11,13 @@
 pub mod account;
 pub mod auth;
 pub mod billing;
+pub mod budget;
 pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod ledger;
 pub mod metrics;
 pub mod names;
 pub mod proxy;

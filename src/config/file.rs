@@ -19,6 +19,25 @@ pub struct ConfigFile {
     pub routes: BTreeMap<String, Vec<String>>,
     pub upstream: UpstreamFile,
     pub gateway_fee: FeeFile,
+    pub ledger: LedgerFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerFile {
+    /// The local append-only ledger file (default `tollgate-ledger.log` in the
+    /// working directory, opened when some access key has a balance).
+    pub path: Option<PathBuf>,
+    /// How often the ledger is fsynced (default 10ms).
+    pub flush_interval: Option<String>,
+    /// Share balances across gateway nodes through Redis (`redis://host:6379/0`).
+    pub redis_url: Option<String>,
+    /// Key prefix in Redis (default `tollgate:`).
+    pub redis_prefix: Option<String>,
+    /// While Redis is unreachable: `refuse` (default) or `allow_local`.
+    pub redis_fallback: Option<String>,
+    /// With `allow_local`: micro-USD each key may spend per node during an outage.
+    pub local_allowance: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +59,8 @@ pub struct AccessKeyFile {
     pub key_env: Option<String>,
     /// Provider ID → the access key's own provider key (BYOK), or `env:VAR`.
     pub provider_keys: BTreeMap<String, String>,
+    /// Credit balance, micro-USD; once spent, requests get 402. Unset: unlimited.
+    pub credits: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -56,6 +56,18 @@ pub struct Config {
     pub upstream: UpstreamSettings,
     /// The gateway fee (default none).
     pub fee: Fee,
+    pub ledger: LedgerSettings,
+}
+
+/// Where spent credits are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSettings {
+    pub path: PathBuf,
+    pub flush_interval: Duration,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    /// `None`: refuse while Redis is down; `Some(n)`: allow n micro-USD per key locally.
+    pub local_allowance: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +76,8 @@ pub struct AccessKey {
     pub key: Secret,
     /// Provider name (as written) → the key's own provider credential (BYOK).
     pub provider_keys: Vec<(String, Secret)>,
+    /// Credit balance in micro-USD (`None`: unlimited).
+    pub credits: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -225,6 +239,7 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
             name: a.name,
             key,
             provider_keys,
+            credits: a.credits,
         });
     }
     if let Some(list) = env("TOLLGATE_ACCESS_KEYS") {
@@ -234,6 +249,7 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
                 name: format!("key-{}", key.fingerprint()),
                 key,
                 provider_keys: Vec::new(),
+                credits: None,
             });
         }
     }
@@ -376,7 +392,32 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
         per_request: raw.gateway_fee.per_request_microusd.unwrap_or(0),
     };
 
+    let l = raw.ledger;
+    let ledger = LedgerSettings {
+        path: l
+            .path
+            .unwrap_or_else(|| PathBuf::from("tollgate-ledger.log")),
+        flush_interval: dur(
+            "ledger.flush_interval",
+            l.flush_interval,
+            Duration::from_millis(10),
+        )?,
+        redis_url: l.redis_url,
+        redis_prefix: l.redis_prefix.unwrap_or_else(|| "tollgate:".into()),
+        local_allowance: match l.redis_fallback.as_deref() {
+            None | Some("refuse") => None,
+            Some("allow_local") => Some(l.local_allowance.unwrap_or(0)),
+            Some(other) => {
+                return Err(invalid(
+                    "ledger.redis_fallback",
+                    format!("`{other}` is not refuse or allow_local"),
+                ))
+            }
+        },
+    };
+
     Ok(Config {
+        ledger,
         fee,
         file: None,
         listen,

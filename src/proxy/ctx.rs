@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use crate::auth::Billing;
+use crate::ledger::Reservation;
 use crate::request::Endpoint;
 use crate::upstream::exchange::Cut;
 use crate::usage::Meter;
@@ -22,6 +23,8 @@ pub struct AuthCtx {
     /// Index of the access key used, if any.
     pub access_key: Option<usize>,
     pub billing: Option<Billing>,
+    /// Credits held for this request until it is settled.
+    pub reservation: Option<Reservation>,
 }
 
 #[derive(Debug, Default)]

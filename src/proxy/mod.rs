@@ -18,6 +18,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::budget::Budget;
 use crate::catalog::listing::CACHE_CONTROL;
 use crate::error::ApiError;
 use crate::request::Endpoint;
@@ -30,6 +31,7 @@ use ctx::Ctx;
 pub struct Gateway {
     pub state: Arc<ArcSwap<State>>,
     exchanger: Exchanger,
+    budget: Budget,
 }
 
 impl Gateway {
@@ -37,6 +39,7 @@ impl Gateway {
         Gateway {
             state: Arc::new(ArcSwap::from_pointee(state)),
             exchanger: Exchanger::default(),
+            budget: Budget::default(),
         }
     }
 }
@@ -120,12 +123,20 @@ impl ProxyHttp for Gateway {
     }
 
     /// Default: nothing. Here: settle usage into metrics and credits.
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        if ctx.response.aborted && ctx.response.cut.is_none() && ctx.response.status == 0 {
-            ctx.response.status = 499;
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if ctx.response.status == 0 {
+            ctx.response.status = match session.response_written() {
+                Some(resp) => resp.status.as_u16(),
+                None if ctx.response.aborted => 499,
+                None => 0,
+            };
         }
-        let state = self.state.load();
-        crate::account::settle(&state, ctx);
+        let state = self.state.load_full();
+        let charge = crate::account::settle(&state, ctx);
+        let reservation = ctx.auth.reservation.take();
+        self.budget
+            .settle(&state, ctx.auth.access_key, reservation, charge.total())
+            .await;
     }
 
     /// Client disconnects and broken streams are expected at an edge: logged at

@@ -63,6 +63,9 @@ pub async fn handle(
         }
     })?;
 
+    if let Some(key) = ctx.auth.access_key {
+        ctx.auth.reservation = gw.budget.admit(state, key, body, &targets).await?;
+    }
     let query = session.req_header().uri.query().map(|q| format!("?{q}"));
     let plan = Plan {
         caller: &caller,
