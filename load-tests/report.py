@@ -37,7 +37,7 @@ for conc in concs:
     for name in names:
         if (name, conc) not in cells:
             continue
-        base = "direct-1MiB" if name.endswith("1MiB") else "direct"
+        base = next((f"direct-{sfx}" for sfx in ("1MiB", "sse") if name.endswith(sfx)), "direct")
         added = lambda k: med(name, conc, k) - med(base, conc, k)
         cpu = "" if name.startswith("direct") else f"{cpu_us_per_req(name, conc):.1f}"
         errs = sum(r["errors"] + r["non2xx"] for r in cells[(name, conc)])
@@ -47,6 +47,11 @@ for conc in concs:
         )
 
 print()
+for suffix in ("", "-sse"):
+    on, off = ("tollgate" + suffix, 64), ("tollgate-noacct" + suffix, 64)
+    if on in cells and off in cells:
+        print(f"- accounting on/off CPU/req at concurrency 64{' (SSE)' if suffix else ''}: "
+              f"{cpu_us_per_req(*on) / max(cpu_us_per_req(*off), 1e-9):.3f}×")
 for conc in concs:
     if ("nginx", conc) in cells and ("tollgate", conc) in cells:
         t, n = rps("tollgate", conc), rps("nginx", conc)
@@ -55,7 +60,11 @@ for conc in concs:
         t99 = med("tollgate", conc, "p99") - med("direct", conc, "p99")
         n99 = med("nginx", conc, "p99") - med("direct", conc, "p99")
         ratio = lambda a, b: f"{a / b:.2f}×" if b > 0 else "n/a"
+        acct = ""
+        if ("tollgate-noacct", conc) in cells:
+            on, off = cpu_us_per_req("tollgate", conc), cpu_us_per_req("tollgate-noacct", conc)
+            acct = f", accounting on/off CPU/req {on / max(off, 1e-9):.2f}×"
         print(
             f"- concurrency {conc}: tollgate/nginx throughput {t / n:.2f}×, added p50 {ratio(ta, na)}, "
-            f"added p99 {ratio(t99, n99)}, CPU/req {cpu_us_per_req('tollgate', conc) / max(cpu_us_per_req('nginx', conc), 1e-9):.2f}×"
+            f"added p99 {ratio(t99, n99)}, CPU/req {cpu_us_per_req('tollgate', conc) / max(cpu_us_per_req('nginx', conc), 1e-9):.2f}×{acct}"
         )

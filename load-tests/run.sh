@@ -70,37 +70,55 @@ PCONF
 OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=warn \
   taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --listen 127.0.0.1:$TG --metrics-listen 127.0.0.1:$TGM >"$TMP/tollgate.log" 2>&1 &
 PIDS+=($!); TG_PID=$!
-wait_port $MOCK; wait_port $NGX; wait_port $TG
+# The same gateway with accounting off (no usage parsing, metrics of requests only),
+# for the cost of accounting in the same run.
+TGN=$(port); TGNM=$(port)
+printf 'accounting: false\n' >"$TMP/noacct.yaml"
+OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=warn \
+  taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/noacct.yaml" --listen 127.0.0.1:$TGN --metrics-listen 127.0.0.1:$TGNM >"$TMP/tollgate-noacct.log" 2>&1 &
+PIDS+=($!); TGN_PID=$!
+wait_port $MOCK; wait_port $NGX; wait_port $TG; wait_port $TGN
 
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 RESULTS=$TMP/results.txt; : >"$RESULTS"
 # run NAME URL CONC [BODY_FILE]: one wrk cell, appends "NAME CONC RESULT… cpu_ticks=N"
 run() {
   local name=$1 url=$2 conc=$3 body=${4:-} pid=""
-  case $name in nginx*) pid=$NGX_PID ;; tollgate*) pid=$TG_PID ;; esac
+  case $name in nginx*) pid=$NGX_PID ;; tollgate-noacct*) pid=$TGN_PID ;; tollgate*) pid=$TG_PID ;; esac
   local before=0; [[ -n $pid ]] && before=$(cpu_ticks $pid)
   local line
-  line=$(BODY_FILE=$body taskset -c 1 wrk -t1 -c"$conc" -d"${DUR}s" --timeout 10s -s "$ROOT/load-tests/wrk/post.lua" "$url" | grep '^RESULT')
+  line=$(BODY_FILE=$body STREAM=${STREAM:-0} taskset -c 1 wrk -t1 -c"$conc" -d"${DUR}s" --timeout 10s -s "$ROOT/load-tests/wrk/post.lua" "$url" | grep '^RESULT')
   local after=0; [[ -n $pid ]] && after=$(cpu_ticks $pid)
   echo "$name $conc ${line#RESULT } cpu_ticks=$((after - before))" >>"$RESULTS"
 }
 
 # Warm up every path (connections, pools, page cache).
-for u in http://127.0.0.1:$MOCK/v1/chat/completions http://127.0.0.1:$NGX/v1/chat/completions http://127.0.0.1:$TG/v1/chat/completions; do
+for u in http://127.0.0.1:$MOCK/v1/chat/completions http://127.0.0.1:$NGX/v1/chat/completions http://127.0.0.1:$TG/v1/chat/completions http://127.0.0.1:$TGN/v1/chat/completions; do
   taskset -c 1 wrk -t1 -c8 -d1s -s "$ROOT/load-tests/wrk/post.lua" "$u" >/dev/null
 done
 
 # place CPU: move both proxies (all their threads) to that CPU.
-place() { taskset -a -p -c "$1" "$NGX_PID" >/dev/null; taskset -a -p -c "$1" "$TG_PID" >/dev/null; }
+place() { for p in "$NGX_PID" "$TG_PID" "$TGN_PID"; do taskset -a -p -c "$1" "$p" >/dev/null; done; }
 for round in $(seq "$ROUNDS"); do
   for c in $CONCS; do
     if [[ $c == 1 ]]; then place 1; else place 0; fi
     run direct   http://127.0.0.1:$MOCK/v1/chat/completions "$c"
     run nginx    http://127.0.0.1:$NGX/v1/chat/completions "$c"
     run tollgate http://127.0.0.1:$TG/v1/chat/completions "$c"
+    run tollgate-noacct http://127.0.0.1:$TGN/v1/chat/completions "$c"
   done
 done
 place 0
+
+# SSE streams (3 chunks each), concurrency 64: streamed usage parsing and the
+# removal of the usage chunk tollgate asked for are on this path.
+place 0
+for round in $(seq "$ROUNDS"); do
+  STREAM=1 run direct-sse   http://127.0.0.1:$MOCK/v1/chat/completions 64
+  STREAM=1 run nginx-sse    http://127.0.0.1:$NGX/v1/chat/completions 64
+  STREAM=1 run tollgate-sse http://127.0.0.1:$TG/v1/chat/completions 64
+  STREAM=1 run tollgate-noacct-sse http://127.0.0.1:$TGN/v1/chat/completions 64
+done
 
 # 1 MiB body, model last (OpenAI SDK order), concurrency 1.
 python3 - "$TMP/big.json" <<'PY'

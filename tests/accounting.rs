@@ -264,3 +264,25 @@ async fn a_stream_the_provider_cuts_ends_with_an_error_event_and_no_done() {
         ) > 0
     );
 }
+
+#[tokio::test]
+async fn accounting_off_leaves_bodies_and_streams_untouched() {
+    let mock = MockProvider::new().start();
+    let gw = Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-m")
+        .config("accounting: false\n")
+        .start();
+    let body = r#"{"model":"gpt-4o","stream":true,"messages":[]}"#;
+    assert_eq!(gw.post("/v1/chat/completions", body).await.status(), 200);
+    assert_eq!(
+        mock.requests()[0].body,
+        body.as_bytes(),
+        "no include_usage added"
+    );
+    let m = metrics(&gw).await;
+    assert_eq!(
+        value(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
+        1
+    );
+    assert_eq!(value(&m, "tollgate_tokens_total", &[]), 0);
+}

@@ -7,6 +7,8 @@ if body_file and body_file ~= "" then
   local f = assert(io.open(body_file, "rb"))
   wrk.body = f:read("*a")
   f:close()
+elseif os.getenv("STREAM") == "1" then
+  wrk.body = '{"messages":[{"role":"user","content":"hello"}],"model":"gpt-4o","stream":true}'
 else
   wrk.body = '{"messages":[{"role":"user","content":"hello"}],"model":"gpt-4o"}'
 end

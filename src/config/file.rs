@@ -19,6 +19,8 @@ pub struct ConfigFile {
     pub routes: BTreeMap<String, Vec<String>>,
     pub upstream: UpstreamFile,
     pub gateway_fee: FeeFile,
+    /// Read usage from responses and charge credits (default true).
+    pub accounting: Option<bool>,
     pub ledger: LedgerFile,
 }
 

@@ -56,6 +56,8 @@ pub struct Config {
     pub upstream: UpstreamSettings,
     /// The gateway fee (default none).
     pub fee: Fee,
+    /// Usage metering and credits (default on; off leaves routing and request metrics).
+    pub accounting: bool,
     pub ledger: LedgerSettings,
 }
 
@@ -417,6 +419,7 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
     };
 
     Ok(Config {
+        accounting: raw.accounting.unwrap_or(true),
         ledger,
         fee,
         file: None,

@@ -37,13 +37,14 @@ pub async fn handle(
     let first = scan::scan(&raw).map_err(ApiError::from)?;
     // Streams that do not ask for usage get it asked for (and the usage chunk
     // removed again on the way back), so every stream is metered.
+    let metered = state.config.accounting;
     let injected = match endpoint {
-        Endpoint::ChatCompletions | Endpoint::Completions => {
+        Endpoint::ChatCompletions | Endpoint::Completions if metered => {
             usage::inject_include_usage(&raw, &first)
         }
         _ => None,
     };
-    ctx.usage = Meter::new(Some(endpoint.into()), injected.is_some());
+    ctx.usage = Meter::new(metered.then(|| endpoint.into()), injected.is_some());
     let rescanned;
     let (body, scanned) = match &injected {
         Some(b) => {
@@ -63,7 +64,7 @@ pub async fn handle(
         }
     })?;
 
-    if let Some(key) = ctx.auth.access_key {
+    if let (true, Some(key)) = (metered, ctx.auth.access_key) {
         ctx.auth.reservation = gw.budget.admit(state, key, body, &targets).await?;
     }
     let query = session.req_header().uri.query().map(|q| format!("?{q}"));
