@@ -178,6 +178,8 @@ mod tests {
             key: Secret::new("tg-team-a"),
             provider_keys: vec![("groq".into(), Secret::new("gsk-own"))],
             credits: None,
+            models: Vec::new(),
+            providers: Vec::new(),
         }];
         AccessTable::build(&keys, &catalog).unwrap()
     }

@@ -39,6 +39,12 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("the client closed the request or sent a malformed body")]
     ClientBody,
+    #[error("this access key may not use model `{0}`")]
+    ModelNotAllowed(String),
+    #[error("image content is disabled on this gateway")]
+    VisionDisabled,
+    #[error("model `{0}` does not accept image content")]
+    ModelNotMultimodal(String),
     #[error("insufficient credits: {spent} of {balance} micro-USD spent")]
     InsufficientCredits { balance: u64, spent: u64 },
     #[error("the credit ledger is unavailable: {0}")]
@@ -56,12 +62,16 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         use ApiError::*;
         match self {
-            BadBody(_) | NotJson(_) | UnsupportedEndpoint { .. } | InvalidPath(_) | ClientBody => {
-                400
-            }
+            BadBody(_)
+            | NotJson(_)
+            | UnsupportedEndpoint { .. }
+            | InvalidPath(_)
+            | ClientBody
+            | VisionDisabled
+            | ModelNotMultimodal(_) => 400,
             MissingKey | InvalidKey => 401,
             InsufficientCredits { .. } => 402,
-            ProviderKeyRequired(..) => 403,
+            ProviderKeyRequired(..) | ModelNotAllowed(_) => 403,
             ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             TooLarge { .. } => 413,
@@ -106,6 +116,9 @@ impl ApiError {
             ClientBody => "invalid_body",
             RateLimited { .. } => "rate_limit_exceeded",
             InsufficientCredits { .. } => "insufficient_credits",
+            ModelNotAllowed(_) => "model_not_allowed",
+            VisionDisabled => "vision_disabled",
+            ModelNotMultimodal(_) => "model_not_multimodal",
             LedgerUnavailable(_) => "ledger_unavailable",
             Upstream(_) => "upstream_error",
             UpstreamTimeout(_) => "upstream_timeout",
@@ -119,6 +132,8 @@ impl ApiError {
             BadBody(ScanError::MissingModel | ScanError::DuplicateModel)
             | BadBody(ScanError::ModelNotString | ScanError::EmptyModel)
             | ModelNotFound { .. }
+            | ModelNotAllowed(_)
+            | ModelNotMultimodal(_)
             | UnsupportedEndpoint { .. } => Some("model"),
             _ => None,
         }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod names;
+pub mod policy;
 pub mod proxy;
 pub mod request;
 pub mod resolve;

@@ -5,6 +5,7 @@ use crate::auth::AccessTable;
 use crate::catalog::listing::ModelsApi;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::{Config, Env};
+use crate::policy::Allow;
 use crate::resolve::{resolve_model, Routes};
 use crate::upstream::Upstream;
 
@@ -18,6 +19,8 @@ pub struct State {
     pub routes: Routes,
     /// `/v1/models` bodies, rendered once.
     pub models_api: ModelsApi,
+    /// Per access key (same index): its allow-list, if it has one.
+    pub allow: Vec<Option<Allow>>,
 }
 
 /// Why the state could not be built; names both ends of a broken reference.
@@ -109,7 +112,20 @@ impl State {
             }
             routes.insert(name, targets);
         }
+        let mut allow = Vec::with_capacity(config.access_keys.len());
+        for (i, k) in config.access_keys.iter().enumerate() {
+            allow.push(if k.models.is_empty() && k.providers.is_empty() {
+                None
+            } else {
+                Some(
+                    Allow::compile(&catalog, &routes, &k.models, &k.providers).map_err(
+                        |reason| invalid(format!("access_keys[{i}] ({})", k.name), reason),
+                    )?,
+                )
+            });
+        }
         Ok(State {
+            allow,
             models_api: ModelsApi::render(&catalog),
             config,
             catalog,

@@ -33,6 +33,8 @@ async fn post(gw: &Gateway, path: &str, body: &str) -> String {
 }
 
 async fn metrics(gw: &Gateway) -> String {
+    // Accounting settles in pingora's logging phase, just after the last byte.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     client()
         .get(format!("http://{}/metrics", gw.metrics))
         .send()

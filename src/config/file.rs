@@ -19,6 +19,8 @@ pub struct ConfigFile {
     pub routes: BTreeMap<String, Vec<String>>,
     pub upstream: UpstreamFile,
     pub gateway_fee: FeeFile,
+    /// Image content: on (default), off, or per-model. `ENABLE_VISION` sets it too.
+    pub vision: Option<String>,
     /// Read usage from responses and charge credits (default true).
     pub accounting: Option<bool>,
     pub ledger: LedgerFile,
@@ -63,6 +65,10 @@ pub struct AccessKeyFile {
     pub provider_keys: BTreeMap<String, String>,
     /// Credit balance, micro-USD; once spent, requests get 402. Unset: unlimited.
     pub credits: Option<u64>,
+    /// Allow-list: the only models (names, provider:model, or routes) this key may use.
+    pub models: Vec<String>,
+    /// Allow-list: providers whose every model this key may use.
+    pub providers: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

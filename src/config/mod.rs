@@ -11,6 +11,7 @@ use std::time::Duration;
 use file::ConfigFile;
 
 use crate::billing::Fee;
+use crate::policy::Vision;
 use crate::secret::Secret;
 use crate::upstream::health::HealthPolicy;
 
@@ -58,6 +59,8 @@ pub struct Config {
     pub fee: Fee,
     /// Usage metering and credits (default on; off leaves routing and request metrics).
     pub accounting: bool,
+    /// The vision gate.
+    pub vision: Vision,
     pub ledger: LedgerSettings,
 }
 
@@ -80,6 +83,9 @@ pub struct AccessKey {
     pub provider_keys: Vec<(String, Secret)>,
     /// Credit balance in micro-USD (`None`: unlimited).
     pub credits: Option<u64>,
+    /// Allow-list of models and providers (both empty: everything).
+    pub models: Vec<String>,
+    pub providers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -242,6 +248,8 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
             key,
             provider_keys,
             credits: a.credits,
+            models: a.models,
+            providers: a.providers,
         });
     }
     if let Some(list) = env("TOLLGATE_ACCESS_KEYS") {
@@ -252,6 +260,8 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
                 key,
                 provider_keys: Vec::new(),
                 credits: None,
+                models: Vec::new(),
+                providers: Vec::new(),
             });
         }
     }
@@ -418,7 +428,14 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
         },
     };
 
+    let vision = match raw.vision.or_else(|| env("ENABLE_VISION")) {
+        None => Vision::On,
+        Some(v) => Vision::parse(&v)
+            .ok_or_else(|| invalid("vision", format!("`{v}` is not on, off or per-model")))?,
+    };
+
     Ok(Config {
+        vision,
         accounting: raw.accounting.unwrap_or(true),
         ledger,
         fee,

@@ -11,6 +11,7 @@ use super::ctx::Ctx;
 use super::{Gateway, Stop};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::policy;
 use crate::request::{self, scan, Endpoint};
 use crate::resolve::{resolve, Target};
 use crate::state::State;
@@ -64,6 +65,7 @@ pub async fn handle(
         }
     })?;
 
+    let targets = policy::admit(state, ctx.auth.access_key, body, targets)?;
     if let (true, Some(key)) = (metered, ctx.auth.access_key) {
         ctx.auth.reservation = gw.budget.admit(state, key, body, &targets).await?;
     }

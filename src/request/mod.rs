@@ -1,7 +1,10 @@
 //! The client's request: which API endpoint it names, and its body, read whole
 //! within the size limit (answering `Expect: 100-continue`).
 
+#[cfg(test)]
+mod json_gen;
 pub mod scan;
+pub mod vision;
 
 use bytes::{Bytes, BytesMut};
 use pingora_proxy::Session;

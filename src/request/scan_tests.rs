@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::request::json_gen::{emit, Rng, J};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -718,17 +719,6 @@ fn one_mebibyte_body_with_model_last() {
 // Property tests
 // ---------------------------------------------------------------------------
 
-/// A JSON value kept in document order, duplicates allowed.
-#[derive(Debug, Clone)]
-enum J {
-    Null,
-    Bool(bool),
-    Num(String),
-    Str(String),
-    Arr(Vec<J>),
-    Obj(Vec<(String, J)>),
-}
-
 fn text() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "[a-z_]{0,8}",
@@ -805,97 +795,6 @@ fn body() -> impl Strategy<Value = J> {
             }
             J::Obj(members)
         })
-}
-
-/// xorshift64*, for serialisation choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn one_in(&mut self, n: u64) -> bool {
-        self.next() % n == 0
-    }
-}
-
-/// Serialises `j` with random whitespace at token boundaries and random (valid) escaping.
-fn emit(j: &J, out: &mut String, rng: &mut Rng) {
-    let ws = |out: &mut String, rng: &mut Rng| {
-        while rng.one_in(3) {
-            out.push([' ', '\t', '\n', '\r'][(rng.next() % 4) as usize]);
-        }
-    };
-    ws(out, rng);
-    match j {
-        J::Null => out.push_str("null"),
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Num(n) => out.push_str(n),
-        J::Str(s) => emit_str(s, out, rng),
-        J::Arr(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                emit(item, out, rng);
-            }
-            ws(out, rng);
-            out.push(']');
-        }
-        J::Obj(members) => {
-            out.push('{');
-            for (i, (k, v)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                ws(out, rng);
-                emit_str(k, out, rng);
-                ws(out, rng);
-                out.push(':');
-                emit(v, out, rng);
-            }
-            ws(out, rng);
-            out.push('}');
-        }
-    }
-    ws(out, rng);
-}
-
-fn emit_str(s: &str, out: &mut String, rng: &mut Rng) {
-    out.push('"');
-    for c in s.chars() {
-        let short = match c {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            '\u{8}' => Some("\\b"),
-            '\u{c}' => Some("\\f"),
-            '/' if rng.one_in(2) => Some("\\/"),
-            _ => None,
-        };
-        let must = c < ' ' || c == '"' || c == '\\';
-        if let Some(esc) = short.filter(|_| !rng.one_in(3)) {
-            out.push_str(esc);
-        } else if must || rng.one_in(8) {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                if rng.one_in(2) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                } else {
-                    out.push_str(&format!("\\u{u:04X}"));
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('"');
 }
 
 /// `cases` cases unless PROPTEST_CASES overrides it; failures are not persisted to files.
