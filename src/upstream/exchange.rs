@@ -215,7 +215,8 @@ impl Exchanger {
             .await
             .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
         let mut body_bytes = 0u64;
-        loop {
+        let mut ended = false;
+        while !ended {
             let chunk = match timeout(a.settings.idle_timeout, up.read_body_bytes()).await {
                 Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => break,
@@ -229,7 +230,33 @@ impl Exchanger {
                 }
             };
             body_bytes += chunk.len() as u64;
-            let out = meter.observe(&chunk).unwrap_or(chunk);
+            let mut out = Batch::new(meter.observe(&chunk).unwrap_or(chunk));
+            // Chunks that have already arrived go out with this one, in one write;
+            // nothing waits for data that has not (no added latency).
+            loop {
+                let next = {
+                    let read = std::pin::pin!(up.read_body_bytes());
+                    poll_now(read)
+                };
+                match next {
+                    Some(Ok(Some(more))) => {
+                        body_bytes += more.len() as u64;
+                        out.push(meter.observe(&more).unwrap_or(more));
+                    }
+                    Some(Ok(None)) => {
+                        ended = true;
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        let _ = session
+                            .write_response_body(Some(out.into_bytes()), false)
+                            .await;
+                        return Err(self.cut(session, meter, e).await);
+                    }
+                    None => break,
+                }
+            }
+            let out = out.into_bytes();
             if !out.is_empty() {
                 session
                     .write_response_body(Some(out), false)
@@ -328,6 +355,51 @@ async fn send(mut stream: Stream, a: &Attempt<'_>) -> pingora_error::Result<H1Se
         .await
         .or_err(ErrorType::WriteError, "flushing request")?;
     Ok(H1Session::new_with_options(stream, &a.peer))
+}
+
+/// Polls `f` once: its output if it is ready now, `None` if it would wait. Used only
+/// on cancel-safe reads (pingora's body reads keep their state in the session, as
+/// its own `select!` loops rely on).
+fn poll_now<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Body chunks relayed together: no copy for one, one buffer for several.
+enum Batch {
+    One(Bytes),
+    Many(bytes::BytesMut),
+}
+
+impl Batch {
+    fn new(first: Bytes) -> Batch {
+        Batch::One(first)
+    }
+
+    fn push(&mut self, more: Bytes) {
+        if more.is_empty() {
+            return;
+        }
+        match self {
+            Batch::One(first) => {
+                let mut joined = bytes::BytesMut::with_capacity(first.len() + more.len());
+                joined.extend_from_slice(first);
+                joined.extend_from_slice(&more);
+                *self = Batch::Many(joined);
+            }
+            Batch::Many(joined) => joined.extend_from_slice(&more),
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Batch::One(b) => b,
+            Batch::Many(m) => m.freeze(),
+        }
+    }
 }
 
 /// Writes `head` then `body` with as few `writev` calls as the socket allows.
