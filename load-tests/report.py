@@ -52,6 +52,9 @@ for suffix in ("", "-sse"):
     if on in cells and off in cells:
         print(f"- accounting on/off CPU/req at concurrency 64{' (SSE)' if suffix else ''}: "
               f"{cpu_us_per_req(*on) / max(cpu_us_per_req(*off), 1e-9):.3f}×")
+if ("tollgate-429key", 64) in cells and ("tollgate-healthy", 64) in cells:
+    print(f"- one of two keys answering 429, concurrency 64: throughput "
+          f"{rps('tollgate-429key', 64) / rps('tollgate-healthy', 64):.2f}× the all-healthy gateway's")
 for conc in concs:
     if ("nginx", conc) in cells and ("tollgate", conc) in cells:
         t, n = rps("tollgate", conc), rps("nginx", conc)

@@ -31,7 +31,7 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 MOCK=$(port); NGX=$(port); TG=$(port); TGM=$(port)
-taskset -c 1 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --workers 1 >"$TMP/mock.log" 2>&1 &
+taskset -c 1 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --workers 1 --fail-key sk-bad:429 >"$TMP/mock.log" 2>&1 &
 PIDS+=($!); MOCK_PID=$!
 
 cat >"$TMP/nginx.conf" <<NGINX
@@ -77,14 +77,20 @@ printf 'accounting: false\n' >"$TMP/noacct.yaml"
 OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=warn \
   taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/noacct.yaml" --listen 127.0.0.1:$TGN --metrics-listen 127.0.0.1:$TGNM >"$TMP/tollgate-noacct.log" 2>&1 &
 PIDS+=($!); TGN_PID=$!
-wait_port $MOCK; wait_port $NGX; wait_port $TG; wait_port $TGN
+# Failover cost: the same gateway with two managed keys, one of which the mock
+# always answers 429 (Retry-After: 30).
+TGF=$(port); TGFM=$(port)
+OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bad,sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=error \
+  taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --listen 127.0.0.1:$TGF --metrics-listen 127.0.0.1:$TGFM >"$TMP/tollgate-429.log" 2>&1 &
+PIDS+=($!); TGF_PID=$!
+wait_port $MOCK; wait_port $NGX; wait_port $TG; wait_port $TGN; wait_port $TGF
 
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 RESULTS=$TMP/results.txt; : >"$RESULTS"
 # run NAME URL CONC [BODY_FILE]: one wrk cell, appends "NAME CONC RESULT… cpu_ticks=N"
 run() {
   local name=$1 url=$2 conc=$3 body=${4:-} pid=""
-  case $name in nginx*) pid=$NGX_PID ;; tollgate-noacct*) pid=$TGN_PID ;; tollgate*) pid=$TG_PID ;; esac
+  case $name in nginx*) pid=$NGX_PID ;; tollgate-noacct*) pid=$TGN_PID ;; tollgate-429key*) pid=$TGF_PID ;; tollgate*) pid=$TG_PID ;; esac
   local before=0; [[ -n $pid ]] && before=$(cpu_ticks $pid)
   local line
   line=$(BODY_FILE=$body STREAM=${STREAM:-0} taskset -c 1 wrk -t1 -c"$conc" -d"${DUR}s" --timeout 10s -s "$ROOT/load-tests/wrk/post.lua" "$url" | grep '^RESULT')
@@ -98,7 +104,7 @@ for u in http://127.0.0.1:$MOCK/v1/chat/completions http://127.0.0.1:$NGX/v1/cha
 done
 
 # place CPU: move both proxies (all their threads) to that CPU.
-place() { for p in "$NGX_PID" "$TG_PID" "$TGN_PID"; do taskset -a -p -c "$1" "$p" >/dev/null; done; }
+place() { for p in "$NGX_PID" "$TG_PID" "$TGN_PID" "$TGF_PID"; do taskset -a -p -c "$1" "$p" >/dev/null; done; }
 for round in $(seq "$ROUNDS"); do
   for c in $CONCS; do
     if [[ $c == 1 ]]; then place 1; else place 0; fi
@@ -109,6 +115,13 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 place 0
+
+# One of two keys rate limited, concurrency 64, next to the all-healthy gateway.
+place 0
+for round in $(seq "$ROUNDS"); do
+  run tollgate-healthy http://127.0.0.1:$TG/v1/chat/completions 64
+  run tollgate-429key  http://127.0.0.1:$TGF/v1/chat/completions 64
+done
 
 # SSE streams (3 chunks each), concurrency 64: streamed usage parsing and the
 # removal of the usage chunk tollgate asked for are on this path.

@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use mock_provider::MockProvider;
+use mock_provider::{Fault, MockProvider};
 
 const USAGE: &str = "usage: mock-provider [--listen ADDR] [--chunks N] [--chunk-delay-ms MS] \
-[--chunk-size BYTES] [--usage PROMPT,COMPLETION] [--workers N]
+[--chunk-size BYTES] [--usage PROMPT,COMPLETION] [--workers N] [--fail-key KEY:STATUS]
 
   --listen ADDR          address to bind (default 127.0.0.1:9000)
   --chunks N             SSE content chunks per stream (default 3)
   --chunk-delay-ms MS    delay before each SSE content chunk (default 0)
   --chunk-size BYTES     bytes of text per content chunk (default: \"hello \")
   --usage P,C            token usage reported (default 11,7)
-  --workers N            runtime worker threads (default 1)";
+  --workers N            runtime worker threads (default 1)
+  --fail-key KEY:STATUS  answer STATUS (with Retry-After: 30 for 429) to requests with this key";
 
 struct Args {
     listen: String,
@@ -62,6 +63,20 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     .split_once(',')
                     .ok_or_else(|| format!("{flag}: expected PROMPT,COMPLETION"))?;
                 args.mock.usage(parse_num(&flag, p)?, parse_num(&flag, c)?)
+            }
+            "--fail-key" => {
+                let (key, status) = value
+                    .rsplit_once(':')
+                    .ok_or_else(|| format!("{flag}: expected KEY:STATUS"))?;
+                let code: u16 = parse_num(&flag, status)?;
+                let fault = Fault::Status {
+                    code,
+                    retry_after: (code == 429).then(|| "30".to_owned()),
+                    body: format!(
+                        r#"{{"error":{{"message":"mock {code}","type":"mock","code":null}}}}"#
+                    ),
+                };
+                args.mock.fault_for_key(key, fault)
             }
             _ => return Err(format!("unknown argument: {flag}")),
         };
