@@ -2,6 +2,8 @@
 //! document order (duplicate keys allowed) and a serialiser that varies whitespace
 //! and escaping at random, so generated bodies exercise every legal spelling.
 
+use proptest::test_runner::Config as ProptestConfig;
+
 /// A JSON value kept in document order, duplicates allowed.
 #[derive(Debug, Clone)]
 pub enum J {
@@ -102,4 +104,22 @@ pub fn emit_str(s: &str, out: &mut String, rng: &mut Rng) {
         }
     }
     out.push('"');
+}
+
+/// `j` serialised with the choices of `seed`.
+pub fn serialise(j: &J, seed: u64) -> String {
+    let mut text = String::new();
+    emit(j, &mut text, &mut Rng(seed | 1));
+    text
+}
+
+/// `cases` cases unless PROPTEST_CASES overrides it; failures are not persisted to files.
+pub fn config(cases: u32) -> ProptestConfig {
+    let default = ProptestConfig::default();
+    let overridden = std::env::var_os("PROPTEST_CASES").is_some();
+    ProptestConfig {
+        cases: if overridden { default.cases } else { cases },
+        failure_persistence: None,
+        ..default
+    }
 }

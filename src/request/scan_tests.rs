@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::request::json_gen::{emit, Rng, J};
+use crate::request::json_gen::{config, emit, Rng, J};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -795,17 +795,6 @@ fn body() -> impl Strategy<Value = J> {
             }
             J::Obj(members)
         })
-}
-
-/// `cases` cases unless PROPTEST_CASES overrides it; failures are not persisted to files.
-fn config(cases: u32) -> ProptestConfig {
-    let default = ProptestConfig::default();
-    let overridden = std::env::var_os("PROPTEST_CASES").is_some();
-    ProptestConfig {
-        cases: if overridden { default.cases } else { cases },
-        failure_persistence: None,
-        ..default
-    }
 }
 
 proptest! {

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::request::json_gen::{emit, Rng, J};
+use crate::request::json_gen::{config, serialise, J};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------
@@ -498,23 +498,6 @@ fn body() -> impl Strategy<Value = J> {
         9 => prop::collection::vec(member, 0..5).prop_map(J::Obj),
         1 => value(),
     ]
-}
-
-fn serialise(j: &J, seed: u64) -> String {
-    let mut text = String::new();
-    emit(j, &mut text, &mut Rng(seed | 1));
-    text
-}
-
-/// `cases` cases unless PROPTEST_CASES overrides it; failures are not persisted to files.
-fn config(cases: u32) -> ProptestConfig {
-    let default = ProptestConfig::default();
-    let overridden = std::env::var_os("PROPTEST_CASES").is_some();
-    ProptestConfig {
-        cases: if overridden { default.cases } else { cases },
-        failure_persistence: None,
-        ..default
-    }
 }
 
 proptest! {
