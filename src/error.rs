@@ -39,6 +39,8 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("the client closed the request or sent a malformed body")]
     ClientBody,
+    #[error("/proxy/ is not metered, so access keys with a credit balance or an allow-list cannot use it")]
+    ProxyNotAllowed,
     #[error("this access key may not use model `{0}`")]
     ModelNotAllowed(String),
     #[error("image content is disabled on this gateway")]
@@ -71,7 +73,7 @@ impl ApiError {
             | ModelNotMultimodal(_) => 400,
             MissingKey | InvalidKey => 401,
             InsufficientCredits { .. } => 402,
-            ProviderKeyRequired(..) | ModelNotAllowed(_) => 403,
+            ProviderKeyRequired(..) | ModelNotAllowed(_) | ProxyNotAllowed => 403,
             ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             TooLarge { .. } => 413,
@@ -117,6 +119,7 @@ impl ApiError {
             RateLimited { .. } => "rate_limit_exceeded",
             InsufficientCredits { .. } => "insufficient_credits",
             ModelNotAllowed(_) => "model_not_allowed",
+            ProxyNotAllowed => "proxy_not_allowed",
             VisionDisabled => "vision_disabled",
             ModelNotMultimodal(_) => "model_not_multimodal",
             LedgerUnavailable(_) => "ledger_unavailable",

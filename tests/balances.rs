@@ -71,3 +71,24 @@ async fn a_spent_balance_gets_402_and_survives_kill_9() {
     assert_eq!(mock.request_count(), 4);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_key_with_a_balance_cannot_go_around_it_through_proxy() {
+    let dir = std::env::temp_dir().join(format!("tollgate-ledger-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mock = MockProvider::new().start();
+    let gw = gateway(&mock, &dir.join("ledger.log"));
+    let resp = client()
+        .post(gw.url("/proxy/openai/chat/completions"))
+        .bearer_auth(KEY)
+        .body(chat("gpt-4o"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp).await,
+        (403, "proxy_not_allowed".to_string())
+    );
+    assert_eq!(mock.request_count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

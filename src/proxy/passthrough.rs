@@ -31,6 +31,13 @@ pub async fn handle(
         .authenticate(session.req_header(), state.config.passthrough)?;
     if let Caller::Access(i) = caller {
         ctx.auth.access_key = Some(i);
+        // Raw passthrough reads no model and no usage: a key whose spending or
+        // models are limited must not get around its limits through it.
+        let limited = state.access.entry(i).is_some_and(|e| e.credits.is_some())
+            || state.allow.get(i).is_some_and(Option::is_some);
+        if limited {
+            return Err(ApiError::ProxyNotAllowed.into());
+        }
     }
     let body = request::read_body(session, state.config.max_body).await?;
     let method = session.req_header().method.clone();
