@@ -10,8 +10,6 @@ use crate::request::scan::ScanError;
 pub enum ApiError {
     #[error("{0}")]
     BadBody(#[from] ScanError),
-    #[error("the request body must be JSON: {0}")]
-    NotJson(&'static str),
     #[error("The model `{model}` does not exist or you do not have access to it.{hint}")]
     ModelNotFound { model: String, hint: String },
     #[error("missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`")]
@@ -65,7 +63,6 @@ impl ApiError {
         use ApiError::*;
         match self {
             BadBody(_)
-            | NotJson(_)
             | UnsupportedEndpoint { .. }
             | InvalidPath(_)
             | ClientBody
@@ -103,7 +100,7 @@ impl ApiError {
             BadBody(ScanError::MissingModel) => "missing_model",
             BadBody(ScanError::DuplicateModel) => "duplicate_model",
             BadBody(ScanError::ModelNotString | ScanError::EmptyModel) => "invalid_model",
-            BadBody(_) | NotJson(_) => "invalid_json",
+            BadBody(_) => "invalid_json",
             ModelNotFound { .. } => "model_not_found",
             MissingKey => "missing_api_key",
             InvalidKey => "invalid_api_key",

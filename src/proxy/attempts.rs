@@ -133,7 +133,6 @@ pub async fn run(
             Ok(relayed) => {
                 ctx.response.status = relayed.status;
                 ctx.response.first_byte = Some(relayed.first_byte);
-                ctx.response.body_bytes = relayed.body_bytes;
                 return Ok(());
             }
             Err(AttemptError::Retry(failure)) => {

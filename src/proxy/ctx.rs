@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use crate::auth::Billing;
 use crate::ledger::Reservation;
-use crate::request::Endpoint;
 use crate::upstream::exchange::Cut;
 use crate::usage::Meter;
 
@@ -29,7 +28,6 @@ pub struct AuthCtx {
 
 #[derive(Debug, Default)]
 pub struct RouteCtx {
-    pub endpoint: Option<Endpoint>,
     /// Provider index of the attempt that answered (or the last tried).
     pub provider: Option<usize>,
     /// Catalog model index, `None` for an unlisted model.
@@ -48,10 +46,7 @@ pub struct AttemptCtx {
 #[derive(Debug, Default)]
 pub struct ResponseCtx {
     pub status: u16,
-    /// Code of an error tollgate answered itself.
-    pub error: Option<&'static str>,
     pub first_byte: Option<Instant>,
-    pub body_bytes: u64,
     /// The exchange broke after the first byte (client or upstream).
     pub aborted: bool,
     /// Which side broke it.

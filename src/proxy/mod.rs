@@ -153,9 +153,10 @@ async fn dispatch(
     ctx: &mut Ctx,
 ) -> std::result::Result<(), Stop> {
     let method = session.req_header().method.clone();
-    let path = session.req_header().uri.path().to_string();
+    // A `Uri` clone shares its bytes: no copy of the path per request.
+    let uri = session.req_header().uri.clone();
     let get = method == Method::GET || method == Method::HEAD;
-    match path.as_str() {
+    match uri.path() {
         "/healthz" if get => respond::json(
             session,
             200,
@@ -241,6 +242,3 @@ fn truncate(s: &str, max: usize) -> &str {
         None => s,
     }
 }
-
-/// Shared ownership for the service and reloaders.
-pub type SharedGateway = Arc<Gateway>;

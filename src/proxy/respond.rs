@@ -37,7 +37,6 @@ pub async fn error(
     err: &ApiError,
 ) -> pingora_error::Result<()> {
     ctx.response.status = err.status();
-    ctx.response.error = Some(err.code());
     let mut headers = Vec::with_capacity(1);
     if let Some(allow) = err.allow() {
         headers.push(("allow", allow));

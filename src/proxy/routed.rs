@@ -27,7 +27,6 @@ pub async fn handle(
     ctx: &mut Ctx,
     endpoint: Endpoint,
 ) -> Result<(), Stop> {
-    ctx.route.endpoint = Some(endpoint);
     let caller = state
         .access
         .authenticate(session.req_header(), state.config.passthrough)?;
