@@ -3,7 +3,7 @@
 
 use crate::auth::AccessTable;
 use crate::catalog::listing::ModelsApi;
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::Catalog;
 use crate::config::{Config, Env};
 use crate::policy::Allow;
 use crate::resolve::{resolve_model, Routes};
@@ -24,17 +24,7 @@ pub struct State {
 }
 
 /// Why the state could not be built; names both ends of a broken reference.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    #[error("{file}: {path}: {reason}")]
-    Invalid {
-        file: String,
-        path: String,
-        reason: String,
-    },
-}
+pub type StateError = crate::load_error::LoadError;
 
 impl State {
     /// Loads the catalog the config names (or the embedded one) and compiles it all.

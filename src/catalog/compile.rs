@@ -4,25 +4,8 @@ use super::file::{Api, CatalogFile, PricingFile};
 use super::{Catalog, Model, Price, PriceRow, Provider, Source};
 use crate::names::NameMap;
 
-/// Why a catalog could not be loaded. Messages name the file, the field path and the value.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("{file}: cannot read catalog: {reason}")]
-    Read { file: String, reason: String },
-    #[error("{file}:{line}:{column}: {reason}")]
-    Syntax {
-        file: String,
-        line: usize,
-        column: usize,
-        reason: String,
-    },
-    #[error("{file}: {path}: {reason}")]
-    Invalid {
-        file: String,
-        path: String,
-        reason: String,
-    },
-}
+/// Why a catalog could not be loaded.
+pub type CatalogError = crate::load_error::LoadError;
 
 /// The origin of a catalog, as printed in errors.
 fn origin(source: &Source) -> String {
@@ -34,15 +17,8 @@ fn origin(source: &Source) -> String {
 
 pub(super) fn compile(text: &str, source: Source) -> Result<Catalog, CatalogError> {
     let file = origin(&source);
-    let raw: CatalogFile = serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        CatalogError::Syntax {
-            file: file.clone(),
-            line,
-            column,
-            reason: e.to_string(),
-        }
-    })?;
+    let raw: CatalogFile =
+        serde_yaml_ng::from_str(text).map_err(|e| CatalogError::yaml(&file, &e))?;
     let invalid = |path: String, reason: String| CatalogError::Invalid {
         file: file.clone(),
         path,

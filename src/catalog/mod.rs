@@ -105,6 +105,7 @@ impl Catalog {
     pub fn from_path(path: &std::path::Path) -> Result<Catalog, CatalogError> {
         let text = std::fs::read_to_string(path).map_err(|e| CatalogError::Read {
             file: path.display().to_string(),
+            what: "catalog",
             reason: e.to_string(),
         })?;
         Catalog::from_yaml(&text, Source::File(path.to_path_buf()))

@@ -21,25 +21,8 @@ pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 /// The prefix every access key carries, so a mistyped one is never passed through.
 pub const ACCESS_KEY_PREFIX: &str = "tg-";
 
-/// Why a config could not be loaded: file, field path, value.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: cannot read config: {reason}")]
-    Read { file: String, reason: String },
-    #[error("{file}:{line}:{column}: {reason}")]
-    Syntax {
-        file: String,
-        line: usize,
-        column: usize,
-        reason: String,
-    },
-    #[error("{file}: {path}: {reason}")]
-    Invalid {
-        file: String,
-        path: String,
-        reason: String,
-    },
-}
+/// Why a config could not be loaded.
+pub type ConfigError = crate::load_error::LoadError;
 
 /// Validated gateway settings.
 #[derive(Debug, Clone)]
@@ -164,21 +147,13 @@ impl Config {
                 let file = p.display().to_string();
                 let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
                     file: file.clone(),
+                    what: "config",
                     reason: e.to_string(),
                 })?;
                 let raw = if text.trim().is_empty() {
                     ConfigFile::default()
                 } else {
-                    serde_yaml_ng::from_str(&text).map_err(|e| {
-                        let (line, column) =
-                            e.location().map_or((0, 0), |l| (l.line(), l.column()));
-                        ConfigError::Syntax {
-                            file: file.clone(),
-                            line,
-                            column,
-                            reason: e.to_string(),
-                        }
-                    })?
+                    serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::yaml(&file, &e))?
                 };
                 (raw, file)
             }
