@@ -115,6 +115,9 @@ async fn two_nodes_share_one_balance() {
         }
         assert_eq!(status, 200);
         admitted += 1;
+        // Settlement runs just after the last byte; let it land before the next
+        // request is admitted, or its reservation is still held.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // 0, 98, …, 490 spent before each admitted request: 6 in all, across both nodes.
     assert_eq!(admitted, 6);
