@@ -46,6 +46,8 @@ async fn a_spent_balance_gets_402_and_survives_kill_9() {
     let mut statuses = Vec::new();
     for _ in 0..6 {
         statuses.push(send(&gw).await);
+        // Settlement runs just after the last byte: let it land before the next.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // 0, 98, 196, 294 spent before each admitted request: the 4th still starts.
     assert_eq!(statuses, [200, 200, 200, 200, 402, 402]);
