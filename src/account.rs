@@ -18,10 +18,11 @@ const BYTES_PER_TOKEN: u64 = 4;
 static STATUS: LazyLock<Vec<String>> = LazyLock::new(|| (0..600).map(|s| s.to_string()).collect());
 
 /// Records a finished request: counters, histograms, tokens and credits.
-/// Returns the charge (for the ledger and balances).
-pub fn settle(state: &State, ctx: &Ctx) -> Charge {
+/// Returns the charge (for the ledger and balances) and the tokens used (for
+/// rate limits; `None` when unknown).
+pub fn settle(state: &State, ctx: &Ctx) -> (Charge, Option<u64>) {
     let Some(m) = metrics() else {
-        return Charge::default();
+        return (Charge::default(), None);
     };
     let access = ctx
         .auth
@@ -59,12 +60,19 @@ pub fn settle(state: &State, ctx: &Ctx) -> Charge {
         m.aborted.with_label_values(&[provider, cut.label()]).inc();
     }
 
+    // Nothing reported: a request that failed used nothing; a success whose
+    // provider reports no usage is left at its estimate.
+    let unreported = match ctx.response.status {
+        200..=299 => None,
+        _ => Some(0),
+    };
     let Some(billing_kind) = ctx.auth.billing else {
-        return Charge::default();
+        return (Charge::default(), Some(0));
     };
     let Some(usage) = measured_usage(m, ctx, [access, provider, model]) else {
-        return Charge::default();
+        return (Charge::default(), unreported);
     };
+    let used = usage.input.saturating_add(usage.output);
     let labels3 = [access, provider, model];
     let tokens = |kind: &str, n: u64| {
         if n > 0 {
@@ -89,7 +97,7 @@ pub fn settle(state: &State, ctx: &Ctx) -> Charge {
     if charge.total() > 0 {
         m.credits.with_label_values(&labels3).inc_by(charge.total());
     }
-    charge
+    (charge, Some(used))
 }
 
 /// The usage the provider reported; for a stream cut before its report, output

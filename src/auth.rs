@@ -180,6 +180,7 @@ mod tests {
             credits: None,
             models: Vec::new(),
             providers: Vec::new(),
+            limits: None,
         }];
         AccessTable::build(&keys, &catalog).unwrap()
     }

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::billing;
@@ -56,7 +55,8 @@ impl Budget {
         &self,
         state: &State,
         key: usize,
-        body: &[u8],
+        body_len: usize,
+        output_cap: Option<u64>,
         targets: &[Target],
     ) -> Result<Option<Reservation>, ApiError> {
         let Some(entry) = state.access.entry(key) else {
@@ -68,7 +68,7 @@ impl Budget {
         let Some(ledger) = self.ledger(state).await? else {
             return Ok(None);
         };
-        let estimate = estimate(state, body, targets);
+        let estimate = estimate(state, body_len, output_cap, targets);
         match ledger.reserve(&entry.name, balance, estimate).await {
             Ok(r) => Ok(Some(r)),
             Err(LedgerError::Insufficient { balance, spent }) => {
@@ -100,27 +100,12 @@ impl Budget {
     }
 }
 
-#[derive(Deserialize)]
-struct Limits {
-    max_tokens: Option<u64>,
-    max_completion_tokens: Option<u64>,
-    max_output_tokens: Option<u64>,
-}
-
 /// What a request may cost at most, roughly: its bytes / 4 as input tokens and its
 /// output cap (or 1024) as output tokens, at the first target's price.
-fn estimate(state: &State, body: &[u8], targets: &[Target]) -> u64 {
-    let cap = serde_json::from_slice::<Limits>(body)
-        .ok()
-        .and_then(|l| {
-            l.max_completion_tokens
-                .or(l.max_tokens)
-                .or(l.max_output_tokens)
-        })
-        .unwrap_or(DEFAULT_OUTPUT_TOKENS);
+fn estimate(state: &State, body_len: usize, output_cap: Option<u64>, targets: &[Target]) -> u64 {
     let usage = Usage {
-        input: body.len() as u64 / 4,
-        output: cap,
+        input: body_len as u64 / 4,
+        output: output_cap.unwrap_or(DEFAULT_OUTPUT_TOKENS),
         ..Usage::default()
     };
     let price = targets.first().and_then(|t| target_price(state, t));

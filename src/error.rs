@@ -37,7 +37,7 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("the client closed the request or sent a malformed body")]
     ClientBody,
-    #[error("/proxy/ is not metered, so access keys with a credit balance or an allow-list cannot use it")]
+    #[error("/proxy/ is not metered, so access keys with a credit balance, an allow-list or token or per-model limits cannot use it")]
     ProxyNotAllowed,
     #[error("this access key may not use model `{0}`")]
     ModelNotAllowed(String),
@@ -51,6 +51,10 @@ pub enum ApiError {
     LedgerUnavailable(String),
     #[error("every key of the provider is rate limited; retry after {retry_after} s")]
     RateLimited { retry_after: u64 },
+    #[error("{0}")]
+    LimitExceeded(Box<crate::limits::Exceeded>),
+    #[error("rate limits are unavailable: {0}")]
+    LimiterUnavailable(String),
     #[error("upstream error: {0}")]
     Upstream(String),
     #[error("upstream timed out: {0}")]
@@ -74,9 +78,9 @@ impl ApiError {
             ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             TooLarge { .. } => 413,
-            RateLimited { .. } => 429,
+            RateLimited { .. } | LimitExceeded(_) => 429,
             Upstream(_) => 502,
-            ProviderNotConfigured { .. } | LedgerUnavailable(_) => 503,
+            ProviderNotConfigured { .. } | LedgerUnavailable(_) | LimiterUnavailable(_) => 503,
             UpstreamTimeout(_) => 504,
         }
     }
@@ -113,7 +117,8 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             TooLarge { .. } => "request_too_large",
             ClientBody => "invalid_body",
-            RateLimited { .. } => "rate_limit_exceeded",
+            RateLimited { .. } | LimitExceeded(_) => "rate_limit_exceeded",
+            LimiterUnavailable(_) => "rate_limiter_unavailable",
             InsufficientCredits { .. } => "insufficient_credits",
             ModelNotAllowed(_) => "model_not_allowed",
             ProxyNotAllowed => "proxy_not_allowed",
@@ -147,11 +152,22 @@ impl ApiError {
         }
     }
 
-    /// Seconds for `Retry-After`, for 429.
-    pub fn retry_after(&self) -> Option<u64> {
+    /// Milliseconds to wait before retrying, for 429 (`Retry-After` rounds it up
+    /// to seconds; `retry-after-ms` carries it exactly, as OpenAI's does).
+    pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimited { retry_after } => Some(*retry_after),
+            ApiError::RateLimited { retry_after } => Some(retry_after.saturating_mul(1000)),
+            ApiError::LimitExceeded(e) => Some(e.retry_after_ms),
+            ApiError::LimiterUnavailable(_) => Some(1000),
             _ => None,
+        }
+    }
+
+    /// Headers the answer carries besides the body's (rate-limit standing).
+    pub fn headers(&self) -> &[(http::HeaderName, http::HeaderValue)] {
+        match self {
+            ApiError::LimitExceeded(e) => &e.headers,
+            _ => &[],
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub aborted: IntCounterVec,
     pub duration: HistogramVec,
     pub ttfb: HistogramVec,
+    pub rate_limited: IntCounterVec,
+    pub reloads: IntCounterVec,
 }
 
 /// Latency buckets (seconds): 1 ms … 10 min, for answers from instant errors to
@@ -93,6 +95,16 @@ fn build() -> Result<Metrics, pingora_prometheus::prometheus::Error> {
             "Time from request to the first response byte relayed.",
             &["provider"],
             BUCKETS.to_vec()
+        )?,
+        rate_limited: register_int_counter_vec!(
+            "tollgate_rate_limited_total",
+            "Requests refused by an access key's rate limit; limit = requests|tokens|concurrent.",
+            &["access_key", "limit"]
+        )?,
+        reloads: register_int_counter_vec!(
+            "tollgate_reloads_total",
+            "Configuration reloads by result (ok|error).",
+            &["result"]
         )?,
     })
 }

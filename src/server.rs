@@ -63,6 +63,7 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
     let mut options = HttpServerOptions::default();
     options.h2c = true;
     let gateway = Gateway::new(state);
+    crate::limits::gauge::register(gateway.state.clone());
     let prober = background_service(
         "endpoint health checks",
         Prober {

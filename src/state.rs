@@ -1,10 +1,13 @@
 //! `State`: config, catalog, upstreams, access keys and routes compiled together,
 //! read by every request and swapped whole on reload.
 
+use std::sync::Arc;
+
 use crate::auth::AccessTable;
 use crate::catalog::listing::ModelsApi;
 use crate::catalog::Catalog;
 use crate::config::{Config, Env};
+use crate::limits::KeyLimiter;
 use crate::policy::Allow;
 use crate::resolve::{resolve_model, Routes};
 use crate::upstream::Upstream;
@@ -21,12 +24,26 @@ pub struct State {
     pub models_api: ModelsApi,
     /// Per access key (same index): its allow-list, if it has one.
     pub allow: Vec<Option<Allow>>,
+    /// Per access key (same index): its rate limits, if it has any.
+    pub limits: Vec<Option<Arc<KeyLimiter>>>,
 }
 
 /// Why the state could not be built; names both ends of a broken reference.
 pub type StateError = crate::load_error::LoadError;
 
 impl State {
+    /// Keeps the rate windows of keys whose limits did not change, so a reload
+    /// resets no counter it need not.
+    pub fn inherit(&mut self, old: &State) {
+        for slot in &mut self.limits {
+            let Some(new) = slot else { continue };
+            let same = old.limits.iter().flatten().find(|o| o.same_rules(new));
+            if let Some(o) = same {
+                *slot = Some(o.clone());
+            }
+        }
+    }
+
     /// Loads the catalog the config names (or the embedded one) and compiles it all.
     pub fn load(config: Config, env: Env<'_>) -> Result<State, StateError> {
         let catalog = match &config.catalog {
@@ -114,7 +131,19 @@ impl State {
                 )
             });
         }
+        let mut limits = Vec::with_capacity(config.access_keys.len());
+        for (i, k) in config.access_keys.iter().enumerate() {
+            limits.push(match &k.limits {
+                None => None,
+                Some(spec) => Some(Arc::new(
+                    KeyLimiter::compile(&k.name, spec, &catalog, &routes).map_err(|reason| {
+                        invalid(format!("access_keys[{i}] ({})", k.name), reason)
+                    })?,
+                )),
+            });
+        }
         Ok(State {
+            limits,
             allow,
             models_api: ModelsApi::render(&catalog),
             config,

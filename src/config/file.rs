@@ -24,6 +24,7 @@ pub struct ConfigFile {
     /// Read usage from responses and charge credits (default true).
     pub accounting: Option<bool>,
     pub ledger: LedgerFile,
+    pub rate_limits: super::limits::RateLimitsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +70,8 @@ pub struct AccessKeyFile {
     pub models: Vec<String>,
     /// Allow-list: providers whose every model this key may use.
     pub providers: Vec<String>,
+    /// Requests, tokens and concurrency per minute (unset: unlimited).
+    pub limits: super::limits::LimitsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]

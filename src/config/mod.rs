@@ -2,6 +2,7 @@
 //! Every setting has a default; `tollgate` runs with no file at all.
 
 pub mod file;
+pub mod limits;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub struct Config {
     /// The vision gate.
     pub vision: Vision,
     pub ledger: LedgerSettings,
+    pub rate_limits: limits::RateLimitSettings,
 }
 
 /// Where spent credits are kept.
@@ -69,6 +71,8 @@ pub struct AccessKey {
     /// Allow-list of models and providers (both empty: everything).
     pub models: Vec<String>,
     pub providers: Vec<String>,
+    /// Rate limits (`None`: unlimited).
+    pub limits: Option<limits::KeyLimits>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -142,7 +146,7 @@ impl Config {
     /// Loads `path` (or the defaults when `None`) and the access keys of `TOLLGATE_ACCESS_KEYS`.
     pub fn load(path: Option<&Path>, env: Env<'_>) -> Result<Config, ConfigError> {
         let (raw, file) = match path {
-            None => (ConfigFile::default(), "(defaults)".to_string()),
+            None => (String::new(), "(defaults)".to_string()),
             Some(p) => {
                 let file = p.display().to_string();
                 let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
@@ -150,17 +154,22 @@ impl Config {
                     what: "config",
                     reason: e.to_string(),
                 })?;
-                let raw = if text.trim().is_empty() {
-                    ConfigFile::default()
-                } else {
-                    serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::yaml(&file, &e))?
-                };
-                (raw, file)
+                (text, file)
             }
         };
-        let mut config = validate(raw, &file, env)?;
+        let mut config = Config::parse(&raw, &file, env)?;
         config.file = path.map(Path::to_path_buf);
         Ok(config)
+    }
+
+    /// Validates config `text` (YAML; empty for the defaults) read from `file`.
+    pub fn parse(text: &str, file: &str, env: Env<'_>) -> Result<Config, ConfigError> {
+        let raw = if text.trim().is_empty() {
+            ConfigFile::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::yaml(file, &e))?
+        };
+        validate(raw, file, env)
     }
 }
 
@@ -218,6 +227,8 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
             };
             provider_keys.push((provider, Secret::new(value)));
         }
+        let limits = limits::validate(a.limits)
+            .map_err(|(path, reason)| invalid(&format!("{at}.{path}"), reason))?;
         access_keys.push(AccessKey {
             name: a.name,
             key,
@@ -225,6 +236,7 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
             credits: a.credits,
             models: a.models,
             providers: a.providers,
+            limits,
         });
     }
     if let Some(list) = env("TOLLGATE_ACCESS_KEYS") {
@@ -237,6 +249,7 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
                 credits: None,
                 models: Vec::new(),
                 providers: Vec::new(),
+                limits: None,
             });
         }
     }
@@ -403,6 +416,26 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
         },
     };
 
+    let r = raw.rate_limits;
+    let rate_limits = limits::RateLimitSettings {
+        shared: r.shared.unwrap_or(true),
+        fallback: match r.redis_fallback.as_deref() {
+            None | Some("local") => limits::LimitFallback::Local,
+            Some("refuse") => limits::LimitFallback::Refuse,
+            Some(other) => {
+                return Err(invalid(
+                    "rate_limits.redis_fallback",
+                    format!("`{other}` is not local or refuse"),
+                ))
+            }
+        },
+        redis_timeout: dur(
+            "rate_limits.redis_timeout",
+            r.redis_timeout,
+            limits::RateLimitSettings::default().redis_timeout,
+        )?,
+    };
+
     let vision = match raw.vision.or_else(|| env("ENABLE_VISION")) {
         None => Vision::On,
         Some(v) => Vision::parse(&v)
@@ -413,6 +446,7 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
         vision,
         accounting: raw.accounting.unwrap_or(true),
         ledger,
+        rate_limits,
         fee,
         file: None,
         listen,

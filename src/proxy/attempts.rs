@@ -94,7 +94,10 @@ pub async fn run(
             body_len: body.len(),
         };
         let header = upreq::build(session.req_header(), &out).map_err(Stop::Abort)?;
-        let extra = response_headers(state, target, plan.endpoint.is_some());
+        let mut extra = response_headers(state, target, plan.endpoint.is_some());
+        if let Some(lease) = &ctx.limits {
+            extra.extend(lease.headers.iter().cloned());
+        }
         ctx.attempt.count += 1;
         ctx.route.provider = Some(target.provider);
         ctx.route.model = target.model;

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use crate::auth::Billing;
 use crate::ledger::Reservation;
+use crate::limits::Lease;
 use crate::upstream::exchange::Cut;
 use crate::usage::Meter;
 
@@ -15,6 +16,8 @@ pub struct Ctx {
     pub attempt: AttemptCtx,
     pub usage: Meter,
     pub response: ResponseCtx,
+    /// The request's hold on its access key's rate limits.
+    pub limits: Option<Lease>,
 }
 
 #[derive(Debug, Default)]

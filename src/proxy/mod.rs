@@ -21,6 +21,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use crate::budget::Budget;
 use crate::catalog::listing::CACHE_CONTROL;
 use crate::error::ApiError;
+use crate::limits::Limiter;
 use crate::request::Endpoint;
 use crate::state::State;
 use crate::upstream::exchange::Exchanger;
@@ -32,6 +33,7 @@ pub struct Gateway {
     pub state: Arc<ArcSwap<State>>,
     exchanger: Exchanger,
     budget: Budget,
+    limiter: Limiter,
 }
 
 impl Gateway {
@@ -40,6 +42,7 @@ impl Gateway {
             state: Arc::new(ArcSwap::from_pointee(state)),
             exchanger: Exchanger::default(),
             budget: Budget::default(),
+            limiter: Limiter::default(),
         }
     }
 }
@@ -132,7 +135,10 @@ impl ProxyHttp for Gateway {
             };
         }
         let state = self.state.load_full();
-        let charge = crate::account::settle(&state, ctx);
+        let (charge, used) = crate::account::settle(&state, ctx);
+        if let Some(lease) = ctx.limits.take() {
+            self.limiter.settle(&state, lease, used);
+        }
         let reservation = ctx.auth.reservation.take();
         self.budget
             .settle(&state, ctx.auth.access_key, reservation, charge.total())

@@ -34,10 +34,17 @@ pub async fn handle(
         // Raw passthrough reads no model and no usage: a key whose spending or
         // models are limited must not get around its limits through it.
         let limited = state.access.entry(i).is_some_and(|e| e.credits.is_some())
-            || state.allow.get(i).is_some_and(Option::is_some);
+            || state.allow.get(i).is_some_and(Option::is_some)
+            || state
+                .limits
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|l| l.spec.counts_tokens() || l.spec.is_scoped());
         if limited {
             return Err(ApiError::ProxyNotAllowed.into());
         }
+        // Request and concurrency limits hold here too.
+        ctx.limits = gw.limiter.admit(state, i, None, 0).await?;
     }
     let body = request::read_body(session, state.config.max_body).await?;
     let method = session.req_header().method.clone();

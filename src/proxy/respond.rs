@@ -1,6 +1,7 @@
 //! Writing tollgate's own answers: JSON bodies and OpenAI-shaped errors.
 
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
@@ -14,11 +15,25 @@ pub async fn json(
     body: Bytes,
     headers: &[(&'static str, &str)],
 ) -> pingora_error::Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(3 + headers.len()))?;
+    json_with(session, status, body, headers, &[]).await
+}
+
+/// [`json`], plus prebuilt headers.
+async fn json_with(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    headers: &[(&'static str, &str)],
+    built: &[(HeaderName, HeaderValue)],
+) -> pingora_error::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(3 + headers.len() + built.len()))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     for (name, value) in headers {
         resp.insert_header(*name, *value)?;
+    }
+    for (name, value) in built {
+        resp.insert_header(name.clone(), value.clone())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
     session
@@ -37,13 +52,20 @@ pub async fn error(
     err: &ApiError,
 ) -> pingora_error::Result<()> {
     ctx.response.status = err.status();
-    let mut headers = Vec::with_capacity(1);
+    let mut headers = Vec::with_capacity(3);
     if let Some(allow) = err.allow() {
         headers.push(("allow", allow));
     }
-    let retry_after = err.retry_after().map(|s| s.to_string());
-    if let Some(secs) = retry_after.as_deref() {
+    let retry = err
+        .retry_after_ms()
+        .map(|ms| (ms.div_ceil(1000).max(1).to_string(), ms.to_string()));
+    if let Some((secs, ms)) = &retry {
         headers.push(("retry-after", secs));
+        headers.push(("retry-after-ms", ms));
     }
-    json(session, err.status(), err.body(), &headers).await
+    let built = match err.headers() {
+        [] => ctx.limits.as_ref().map_or(&[][..], |l| &l.headers[..]),
+        own => own,
+    };
+    json_with(session, err.status(), err.body(), &headers, built).await
 }

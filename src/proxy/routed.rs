@@ -65,8 +65,18 @@ pub async fn handle(
     })?;
 
     let targets = policy::admit(state, ctx.auth.access_key, body, targets)?;
-    if let (true, Some(key)) = (metered, ctx.auth.access_key) {
-        ctx.auth.reservation = gw.budget.admit(state, key, body, &targets).await?;
+    if let Some(key) = ctx.auth.access_key {
+        let tokens = estimate_tokens(raw.len(), scanned.output_cap);
+        ctx.limits = gw
+            .limiter
+            .admit(state, key, targets.first(), tokens)
+            .await?;
+        if metered {
+            ctx.auth.reservation = gw
+                .budget
+                .admit(state, key, raw.len(), scanned.output_cap, &targets)
+                .await?;
+        }
     }
     let query = session.req_header().uri.query().map(|q| format!("?{q}"));
     let plan = Plan {
@@ -84,6 +94,12 @@ pub async fn handle(
         endpoint: Some(endpoint),
     };
     attempts::run(gw, state, session, ctx, &plan).await
+}
+
+/// Tokens a request is expected to use, for rate limits: its bytes / 4 as
+/// prompt, plus the output cap it asks for.
+fn estimate_tokens(body_len: usize, output_cap: Option<u64>) -> u64 {
+    (body_len as u64 / 4).saturating_add(output_cap.unwrap_or(0))
 }
 
 /// The body with the model replaced by the target's upstream ID (the original

@@ -36,6 +36,9 @@ pub struct Scan<'a> {
     pub include_usage: Option<bool>,
     /// Offset of the closing `}` of the top-level object.
     pub object_end: usize,
+    /// The output-token cap asked for: top-level `max_completion_tokens`, else
+    /// `max_tokens`, else `max_output_tokens` (Responses), when a plain integer.
+    pub output_cap: Option<u64>,
 }
 
 /// Why a request body was refused; each message is fit to show the client.
@@ -64,6 +67,14 @@ pub enum ScanError {
     /// Two top-level keys unescape to `model`, ignoring ASCII case (`"Model"` counts).
     #[error("request body has more than one top-level \"model\" field")]
     DuplicateModel,
+}
+
+/// A JSON number literal that is a plain non-negative integer, as u64.
+fn plain_u64(lit: &[u8]) -> Option<u64> {
+    if lit.is_empty() || !lit.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(lit).ok()?.parse().ok()
 }
 
 /// A malformed-JSON error.
@@ -148,6 +159,8 @@ struct Top {
     stream: bool,
     stream_options: Option<Range<usize>>,
     include_usage: Option<bool>,
+    /// `max_completion_tokens`, `max_tokens`, `max_output_tokens`, in that order.
+    caps: [Option<u64>; 3],
 }
 
 /// A cursor over the body; `pos` only moves forward and never passes `b.len()`.
@@ -199,6 +212,7 @@ impl<'a> Parser<'a> {
             stream: false,
             stream_options: None,
             include_usage: None,
+            caps: [None; 3],
         };
         let object_end = self.members(1, |p, key| p.top_member(key, &mut top))?;
         self.end()?;
@@ -226,6 +240,7 @@ impl<'a> Parser<'a> {
             stream_options: top.stream_options,
             include_usage: top.include_usage,
             object_end,
+            output_cap: top.caps.into_iter().flatten().next(),
         })
     }
 
@@ -279,6 +294,15 @@ impl<'a> Parser<'a> {
                 }
                 top.stream_options = Some(start..self.pos);
                 top.include_usage = include_usage;
+            }
+            b"max_completion_tokens" | b"max_tokens" | b"max_output_tokens" => {
+                self.value(1)?;
+                let slot = match &*name {
+                    b"max_completion_tokens" => 0,
+                    b"max_tokens" => 1,
+                    _ => 2,
+                };
+                top.caps[slot] = self.b.get(start..self.pos).and_then(plain_u64);
             }
             _ => self.value(1)?,
         }

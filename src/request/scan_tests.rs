@@ -44,6 +44,7 @@ enum Expect {
         stream: bool,
         stream_options: Option<Value>,
         include_usage: Option<bool>,
+        output_cap: Option<u64>,
     },
     Invalid,
     NotObject,
@@ -88,6 +89,9 @@ fn oracle(body: &[u8]) -> Expect {
                 .get("stream_options")
                 .and_then(|o| o.get("include_usage"))
                 .and_then(Value::as_bool),
+            output_cap: ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(Value::as_u64)),
         },
         [_] => Expect::ModelNotString,
         _ => Expect::DuplicateModel,
@@ -107,6 +111,7 @@ fn check(body: &[u8]) -> Result<Scan<'_>, ScanError> {
                 .clone()
                 .map(|r| serde_json::from_slice(&body[r]).expect("stream_options span parses")),
             include_usage: s.include_usage,
+            output_cap: s.output_cap,
         },
         Err(ScanError::Invalid { offset, .. }) => {
             assert!(*offset <= body.len(), "offset {offset} past end");
@@ -173,6 +178,34 @@ fn finds_model_after_messages() {
     assert_eq!(s.stream_options, None);
     assert_eq!(s.include_usage, None);
     assert_eq!(s.object_end, body.len() - 1);
+}
+
+#[test]
+fn output_cap_prefers_max_completion_tokens() {
+    let cases: &[(&str, Option<u64>)] = &[
+        (r#"{"model":"m"}"#, None),
+        (r#"{"model":"m","max_tokens":300}"#, Some(300)),
+        (r#"{"max_output_tokens":7,"model":"m"}"#, Some(7)),
+        (
+            r#"{"model":"m","max_tokens":300,"max_completion_tokens":20}"#,
+            Some(20),
+        ),
+        (r#"{"model":"m","max_tokens":1,"max_tokens":2}"#, Some(2)),
+        (r#"{"model":"m","max_tokens":"300"}"#, None),
+        (r#"{"model":"m","max_tokens":-3}"#, None),
+        (r#"{"model":"m","max_tokens":3.5}"#, None),
+        (r#"{"model":"m","max_tokens":1e3}"#, None),
+        (
+            r#"{"model":"m","max_tokens":null,"max_output_tokens":9}"#,
+            Some(9),
+        ),
+        (r#"{"model":"m","max_tokens":18446744073709551616}"#, None),
+        (r#"{"model":"m","o":{"max_tokens":5}}"#, None),
+        (r#"{"model":"m","max\u005ftokens":5}"#, Some(5)),
+    ];
+    for (body, cap) in cases {
+        assert_eq!(check(body.as_bytes()).unwrap().output_cap, *cap, "{body}");
+    }
 }
 
 #[test]
