@@ -5,55 +5,15 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 
 const KEY: &str = "tg-shared-budget";
 
-struct Redis(std::process::Child, u16);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis() -> Option<Redis> {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(child) = child else {
-        assert!(std::env::var("CI").is_err(), "CI must have redis-server");
-        eprintln!("SKIPPED: redis-server not installed");
-        return None;
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(Redis(child, port));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("redis-server did not start");
-}
-
 #[tokio::test]
 async fn two_nodes_share_one_balance() {
-    let Some(redis) = redis() else { return };
+    let Some(redis) = redis::start() else { return };
     let mock = MockProvider::new()
         .usage(11, 7)
         .chunk_delay(Duration::from_millis(5))

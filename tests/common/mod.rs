@@ -2,6 +2,8 @@
 //! against mock providers of ours, and talks to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -189,6 +191,18 @@ impl Gateway {
     pub fn logs(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
         read("stdout.log") + &read("stderr.log")
+    }
+
+    /// The metrics listener's current text.
+    pub async fn scrape(&self) -> String {
+        client()
+            .get(format!("http://{}/metrics", self.metrics))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// A POST with the test access key and a JSON body.
