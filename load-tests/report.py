@@ -52,6 +52,11 @@ for suffix in ("", "-sse"):
     if on in cells and off in cells:
         print(f"- accounting on/off CPU/req at concurrency 64{' (SSE)' if suffix else ''}: "
               f"{cpu_us_per_req(*on) / max(cpu_us_per_req(*off), 1e-9):.3f}×")
+if ("tollgate-limits", 64) in cells and ("tollgate-nolimits", 64) in cells:
+    print(f"- rate limits on/off CPU/req at concurrency 64: "
+          f"{cpu_us_per_req('tollgate-limits', 64) / max(cpu_us_per_req('tollgate-nolimits', 64), 1e-9):.3f}× in process"
+          + (f", {cpu_us_per_req('tollgate-limits-redis', 64) / max(cpu_us_per_req('tollgate-nolimits', 64), 1e-9):.3f}× shared through Redis"
+             if ("tollgate-limits-redis", 64) in cells else ""))
 if ("tollgate-429key", 64) in cells and ("tollgate-healthy", 64) in cells:
     print(f"- one of two keys answering 429, concurrency 64: throughput "
           f"{rps('tollgate-429key', 64) / rps('tollgate-healthy', 64):.2f}× the all-healthy gateway's")

@@ -83,14 +83,35 @@ TGF=$(port); TGFM=$(port)
 OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bad,sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=error \
   taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --listen 127.0.0.1:$TGF --metrics-listen 127.0.0.1:$TGFM >"$TMP/tollgate-429.log" 2>&1 &
 PIDS+=($!); TGF_PID=$!
-wait_port $MOCK; wait_port $NGX; wait_port $TG; wait_port $TGN; wait_port $TGF
+# Rate limits on for the key (limits high enough never to refuse): in-process
+# windows, and windows shared through a local Redis (one script call a request).
+TGL=$(port); TGLM=$(port); TGR=$(port); TGRM=$(port); RDS=$(port)
+LIMITS='access_keys:\n  - {name: bench, key: tg-bench-key, limits: {requests_per_minute: 1000000000, tokens_per_minute: 1000000000000}}\n'
+printf "$LIMITS" >"$TMP/limits.yaml"
+OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench RUST_LOG=warn \
+  taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/limits.yaml" --listen 127.0.0.1:$TGL --metrics-listen 127.0.0.1:$TGLM >"$TMP/tollgate-limits.log" 2>&1 &
+PIDS+=($!); TGL_PID=$!
+TGR_PID=""
+if command -v redis-server >/dev/null; then
+  taskset -c 1 redis-server --port "$RDS" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+  PIDS+=($!)
+  printf "${LIMITS}ledger:\n  redis_url: redis://127.0.0.1:$RDS/0\n" >"$TMP/limits-redis.yaml"
+  OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench RUST_LOG=warn \
+    taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/limits-redis.yaml" --listen 127.0.0.1:$TGR --metrics-listen 127.0.0.1:$TGRM >"$TMP/tollgate-limits-redis.log" 2>&1 &
+  PIDS+=($!); TGR_PID=$!
+  wait_port $RDS; wait_port $TGR
+fi
+wait_port $MOCK; wait_port $NGX; wait_port $TG; wait_port $TGN; wait_port $TGF; wait_port $TGL
 
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 RESULTS=$TMP/results.txt; : >"$RESULTS"
 # run NAME URL CONC [BODY_FILE]: one wrk cell, appends "NAME CONC RESULT… cpu_ticks=N"
 run() {
   local name=$1 url=$2 conc=$3 body=${4:-} pid=""
-  case $name in nginx*) pid=$NGX_PID ;; tollgate-noacct*) pid=$TGN_PID ;; tollgate-429key*) pid=$TGF_PID ;; tollgate*) pid=$TG_PID ;; esac
+  case $name in
+    nginx*) pid=$NGX_PID ;; tollgate-noacct*) pid=$TGN_PID ;; tollgate-429key*) pid=$TGF_PID ;;
+    tollgate-limits-redis*) pid=$TGR_PID ;; tollgate-limits*) pid=$TGL_PID ;; tollgate*) pid=$TG_PID ;;
+  esac
   local before=0; [[ -n $pid ]] && before=$(cpu_ticks $pid)
   local line
   line=$(BODY_FILE=$body STREAM=${STREAM:-0} taskset -c 1 wrk -t1 -c"$conc" -d"${DUR}s" --timeout 10s -s "$ROOT/load-tests/wrk/post.lua" "$url" | grep '^RESULT')
@@ -104,7 +125,7 @@ for u in http://127.0.0.1:$MOCK/v1/chat/completions http://127.0.0.1:$NGX/v1/cha
 done
 
 # place CPU: move both proxies (all their threads) to that CPU.
-place() { for p in "$NGX_PID" "$TG_PID" "$TGN_PID" "$TGF_PID"; do taskset -a -p -c "$1" "$p" >/dev/null; done; }
+place() { for p in "$NGX_PID" "$TG_PID" "$TGN_PID" "$TGF_PID" "$TGL_PID" $TGR_PID; do taskset -a -p -c "$1" "$p" >/dev/null; done; }
 for round in $(seq "$ROUNDS"); do
   for c in $CONCS; do
     if [[ $c == 1 ]]; then place 1; else place 0; fi
@@ -122,6 +143,24 @@ for round in $(seq "$ROUNDS"); do
   run tollgate-healthy http://127.0.0.1:$TG/v1/chat/completions 64
   run tollgate-429key  http://127.0.0.1:$TGF/v1/chat/completions 64
 done
+
+# Rate limits on vs off at concurrency 64, and Redis calls per request when shared.
+place 0
+redis_calls() { redis-cli -p "$RDS" info commandstats | awk -F'[=,:]' '/^cmdstat_(evalsha|eval)[:]/ {n+=$3} END {print n+0}'; }
+for round in $(seq "$ROUNDS"); do
+  run tollgate-nolimits http://127.0.0.1:$TG/v1/chat/completions 64
+  run tollgate-limits   http://127.0.0.1:$TGL/v1/chat/completions 64
+  if [[ -n $TGR_PID ]]; then
+    before=$(redis_calls)
+    run tollgate-limits-redis http://127.0.0.1:$TGR/v1/chat/completions 64
+    echo "redis-calls $(( $(redis_calls) - before )) $(tail -1 "$RESULTS")" >>"$TMP/redis.txt"
+  fi
+done
+if [[ -s $TMP/redis.txt ]]; then
+  awk '{for (i = 1; i <= NF; i++) if ($i ~ /^requests=/) { split($i, a, "="); r += a[2] } c += $2}
+       END { if (r > 0) printf "- shared rate limits: %.3f Redis calls per request (%d calls, %d requests)\n", c / r, c, r }' \
+    "$TMP/redis.txt" >"$TMP/redis-summary.txt"
+fi
 
 # SSE streams (3 chunks each), concurrency 64: streamed usage parsing and the
 # removal of the usage chunk tollgate asked for are on this path.
@@ -145,4 +184,4 @@ for round in $(seq "$ROUNDS"); do
   run tollgate-1MiB http://127.0.0.1:$TG/v1/chat/completions 1 "$TMP/big.json"
 done
 
-python3 "$ROOT/load-tests/report.py" "$RESULTS" "$(getconf CLK_TCK)" | tee "$OUT/results.md"
+{ python3 "$ROOT/load-tests/report.py" "$RESULTS" "$(getconf CLK_TCK)"; cat "$TMP/redis-summary.txt" 2>/dev/null || true; } | tee "$OUT/results.md"
