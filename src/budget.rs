@@ -78,6 +78,15 @@ impl Budget {
         }
     }
 
+    /// Makes what was settled durable (before the process exits).
+    pub async fn flush(&self) {
+        if let Some(Some(ledger)) = self.ledger.get() {
+            if let Err(e) = ledger.flush().await {
+                log::error!("ledger: flush before exit: {e}");
+            }
+        }
+    }
+
     /// Settles a finished request: its reservation, or a plain record of spending.
     pub async fn settle(
         &self,

@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod ledger;
+pub mod lifecycle;
 pub mod limits;
 pub mod load_error;
 pub mod metrics;

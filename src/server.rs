@@ -1,14 +1,17 @@
 //! Builds the pingora server: the gateway service on its listener, Prometheus on
 //! its own, with the server conf from `-c` or tuned defaults.
 
+use std::sync::Mutex;
+
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::{Opt, ServerConf};
-use pingora_core::server::Server;
+use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
 use pingora_proxy::ProxyServiceBuilder;
 
 use crate::cli::Cli;
 use crate::config::{process_env, Config};
+use crate::lifecycle::Signals;
 use crate::proxy::Gateway;
 use crate::state::State;
 use crate::upstream::probe::Prober;
@@ -64,6 +67,18 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
     options.h2c = true;
     let gateway = Gateway::new(state);
     crate::limits::gauge::register(gateway.state.clone());
+    if let Some(m) = crate::metrics::metrics() {
+        for result in ["ok", "error"] {
+            m.reloads.with_label_values(&[result]);
+        }
+    }
+    let signals = Signals {
+        cli,
+        state: gateway.state.clone(),
+        in_flight: gateway.in_flight.clone(),
+        budget: gateway.budget.clone(),
+        phases: Mutex::new(Some(server.watch_execution_phase())),
+    };
     let prober = background_service(
         "endpoint health checks",
         Prober {
@@ -83,5 +98,8 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
     server.add_service(metrics);
     server.add_service(prober);
     log::info!("tollgate listening on {listen}, metrics on {metrics_listen}");
-    server.run_forever()
+    server.run(RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
+    std::process::exit(0)
 }

@@ -32,9 +32,28 @@ pub struct State {
 pub type StateError = crate::load_error::LoadError;
 
 impl State {
-    /// Keeps the rate windows of keys whose limits did not change, so a reload
-    /// resets no counter it need not.
+    /// Keeps what a reload must not reset: the health of provider keys that did
+    /// not change, and the rate windows of access keys whose limits did not.
     pub fn inherit(&mut self, old: &State) {
+        for (p, upstream) in self.catalog.providers.iter().zip(&mut self.upstreams) {
+            let Some(before) = old
+                .catalog
+                .provider_index(&p.id)
+                .and_then(|i| old.upstreams.get(i))
+            else {
+                continue;
+            };
+            for key in &mut upstream.keys.keys {
+                let same = before
+                    .keys
+                    .keys
+                    .iter()
+                    .find(|k| k.name == key.name && k.header == key.header);
+                if let Some(k) = same {
+                    key.health = k.health.clone();
+                }
+            }
+        }
         for slot in &mut self.limits {
             let Some(new) = slot else { continue };
             let same = old.limits.iter().flatten().find(|o| o.same_rules(new));

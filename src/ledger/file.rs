@@ -284,6 +284,10 @@ impl Drop for FileLedger {
 
 #[async_trait::async_trait]
 impl Ledger for FileLedger {
+    async fn flush(&self) -> Result<(), LedgerError> {
+        FileLedger::flush(self).await
+    }
+
     async fn reserve(
         &self,
         key: &str,

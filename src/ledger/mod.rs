@@ -139,4 +139,8 @@ pub trait Ledger: Send + Sync {
     async fn record(&self, key: &str, amount: u64) -> Result<(), LedgerError>;
     /// Total spent by `key` (settled), micro-USD.
     async fn spent(&self, key: &str) -> Result<u64, LedgerError>;
+    /// Waits until everything settled so far is durable (before the process exits).
+    async fn flush(&self) -> Result<(), LedgerError> {
+        Ok(())
+    }
 }

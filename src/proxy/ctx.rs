@@ -1,5 +1,7 @@
 //! The per-request context, grouped by theme: auth, route, attempt, usage, response.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::Billing;
@@ -18,6 +20,25 @@ pub struct Ctx {
     pub response: ResponseCtx,
     /// The request's hold on its access key's rate limits.
     pub limits: Option<Lease>,
+    /// Counts the request as in flight until the context is dropped.
+    pub in_flight: Option<InFlight>,
+}
+
+/// One request in the gateway's in-flight count.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Debug, Default)]

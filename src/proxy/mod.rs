@@ -8,6 +8,7 @@ mod passthrough;
 mod respond;
 mod routed;
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,8 +33,10 @@ use ctx::Ctx;
 pub struct Gateway {
     pub state: Arc<ArcSwap<State>>,
     exchanger: Exchanger,
-    budget: Budget,
+    pub budget: Arc<Budget>,
     limiter: Limiter,
+    /// Requests being answered (for a shutdown that exits as soon as they end).
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 impl Gateway {
@@ -41,8 +44,9 @@ impl Gateway {
         Gateway {
             state: Arc::new(ArcSwap::from_pointee(state)),
             exchanger: Exchanger::default(),
-            budget: Budget::default(),
+            budget: Arc::default(),
             limiter: Limiter::default(),
+            in_flight: Arc::default(),
         }
     }
 }
@@ -68,7 +72,10 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::default()
+        Ctx {
+            in_flight: Some(ctx::InFlight::enter(&self.in_flight)),
+            ..Ctx::default()
+        }
     }
 
     /// Default: a disabled compression module, still called on every header and

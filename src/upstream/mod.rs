@@ -53,7 +53,8 @@ pub struct ProviderKey {
     /// Configured name, or a short fingerprint for keys from `{P}_API_KEY`.
     pub name: Box<str>,
     pub header: HeaderValue,
-    pub health: health::KeyHealth,
+    /// Shared with the next state when a reload keeps the key.
+    pub health: std::sync::Arc<health::KeyHealth>,
 }
 
 /// The managed keys of a provider, handed out round robin.
@@ -199,7 +200,7 @@ fn pool_key(
     Ok(ProviderKey {
         name: name.into(),
         header,
-        health: health::KeyHealth::default(),
+        health: Default::default(),
     })
 }
 

@@ -193,6 +193,33 @@ impl Gateway {
         read("stdout.log") + &read("stderr.log")
     }
 
+    /// Sends `signal` (`HUP`, `TERM`, `QUIT`, …) to the gateway process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -s {signal}");
+    }
+
+    /// The config file the gateway was started with (rewrite it, then `HUP`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("tollgate.yaml")
+    }
+
+    /// Waits up to `limit` for the process to exit; how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// The metrics listener's current text.
     pub async fn scrape(&self) -> String {
         client()

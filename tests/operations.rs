@@ -1,0 +1,173 @@
+//! Operating tollgate: SIGHUP reloads (a new alias resolves, a broken file keeps
+//! the old config, streams in flight finish, key health survives), and a graceful
+//! stop exits as soon as the last stream ends.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const KEY: &str = "tg-ops-app";
+
+fn config(routes: &str) -> String {
+    format!("access_keys:\n  - {{name: app, key: {KEY}}}\nroutes:\n{routes}")
+}
+
+async fn send(gw: &Gateway, model: &str, stream: bool) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .body(format!(
+            r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits for the gateway to log `line`.
+async fn logged(gw: &Gateway, line: &str) {
+    for _ in 0..200 {
+        if gw.logs().contains(line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never logged {line:?}:\n{}", gw.logs());
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_a_broken_file_keeps_the_old_config() {
+    let mock = MockProvider::new()
+        .chunks(20)
+        .chunk_delay(Duration::from_millis(50))
+        .start();
+    let gw = Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
+        .config(&config("  fast: [gpt-4o-mini]\n"))
+        .start();
+    assert_eq!(send(&gw, "fast", false).await.status(), 200);
+    assert_eq!(send(&gw, "quick", false).await.status(), 404);
+
+    // A stream that outlives the reload, on the old config.
+    let stream = send(&gw, "fast", true).await;
+    assert_eq!(stream.status(), 200);
+    std::fs::write(
+        gw.config_path(),
+        config("  fast: [gpt-4o-mini]\n  quick: [gpt-4o]\n"),
+    )
+    .unwrap();
+    gw.signal("HUP");
+    logged(&gw, "reload: ok").await;
+    let resp = send(&gw, "quick", false).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tollgate-model"], "gpt-4o");
+    let body = stream.text().await.unwrap();
+    assert!(
+        body.trim_end().ends_with("data: [DONE]"),
+        "stream cut: {body}"
+    );
+
+    // A broken file is refused; the previous config keeps serving.
+    std::fs::write(gw.config_path(), "routes: [not, a, map\n").unwrap();
+    gw.signal("HUP");
+    logged(&gw, "reload refused").await;
+    assert!(
+        gw.logs().contains("tollgate.yaml"),
+        "the reason names the file"
+    );
+    assert_eq!(send(&gw, "quick", false).await.status(), 200);
+    let metrics = gw.scrape().await;
+    assert!(
+        metrics.contains(r#"tollgate_reloads_total{result="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"tollgate_reloads_total{result="error"} 1"#));
+}
+
+#[tokio::test]
+async fn key_health_survives_a_reload() {
+    let mock = MockProvider::new()
+        .fault_for_key(
+            "sk-revoked",
+            Fault::Status {
+                code: 401,
+                retry_after: None,
+                body: r#"{"error":{"message":"revoked"}}"#.into(),
+            },
+        )
+        .start();
+    let gw = Gateway::builder()
+        .provider(
+            "OPENAI",
+            &format!("{}/v1", mock.url()),
+            "sk-revoked,sk-good",
+        )
+        .config(&config("  fast: [gpt-4o-mini]\n"))
+        .start();
+    for _ in 0..3 {
+        assert_eq!(send(&gw, "gpt-4o", false).await.status(), 200);
+    }
+    let revoked = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.credential() == Some("sk-revoked"))
+            .count()
+    };
+    assert_eq!(revoked(), 1, "a 401 takes the key out");
+    std::fs::write(
+        gw.config_path(),
+        config("  fast: [gpt-4o-mini]\n  quick: [gpt-4o]\n"),
+    )
+    .unwrap();
+    gw.signal("HUP");
+    logged(&gw, "reload: ok").await;
+    for _ in 0..4 {
+        assert_eq!(send(&gw, "gpt-4o", false).await.status(), 200);
+    }
+    assert_eq!(
+        revoked(),
+        1,
+        "the unchanged key is still out after the reload"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_gateway_stops_within_a_second() {
+    let mut gw = Gateway::builder().config(&config("  {}\n")).start();
+    gw.signal("TERM");
+    let took = gw.wait_exit(Duration::from_secs(4)).expect("still running");
+    // Pingora alone sleeps the whole grace period (5 s) even when idle.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_graceful_stop_lets_streams_finish_then_exits() {
+    let mock = MockProvider::new()
+        .chunks(30)
+        .chunk_delay(Duration::from_millis(50))
+        .start();
+    let mut gw = Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
+        .config(&config("  {}\n"))
+        .start();
+    let stream = send(&gw, "gpt-4o", true).await;
+    assert_eq!(stream.status(), 200);
+    gw.signal("TERM");
+    // New connections are refused once the listener closes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(client().get(gw.url("/healthz")).send().await.is_err());
+    let body = stream.text().await.unwrap();
+    assert!(
+        body.trim_end().ends_with("data: [DONE]"),
+        "stream cut: {body}"
+    );
+    let took = gw.wait_exit(Duration::from_secs(4)).expect("still running");
+    assert!(
+        took < Duration::from_secs(2),
+        "exited {took:?} after the stream"
+    );
+}
