@@ -1,9 +1,13 @@
 //! The process under signals. Pingora's own watcher knows SIGTERM (graceful
-//! stop), SIGQUIT (hand the listeners to a new binary, then stop) and SIGINT
-//! (stop now); tollgate's adds SIGHUP (reload) and, once a graceful stop has
-//! closed the listeners, exits as soon as the last request ends instead of
-//! sleeping out the whole grace period as Pingora 0.9 does.
+//! stop), SIGQUIT (hand the listeners to a new binary started with `-u`, then
+//! stop) and SIGINT (stop now); tollgate's adds SIGHUP (reload), SIGUSR2 (start
+//! the successor itself, as nginx does, so it stays in the service's cgroup, then
+//! hand over as for SIGQUIT) and, once a graceful stop has closed the listeners,
+//! exits as soon as the last request ends instead of sleeping out the whole grace
+//! period as Pingora 0.9 does.
 
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,12 +34,15 @@ pub struct Signals {
     pub in_flight: Arc<AtomicUsize>,
     pub budget: Arc<Budget>,
     pub phases: Mutex<Option<broadcast::Receiver<ExecutionPhase>>>,
+    /// Pingora's upgrade socket, where a successor waits for the listeners.
+    pub upgrade_sock: PathBuf,
 }
 
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
         let mut hup = listen(SignalKind::hangup());
+        let mut usr2 = listen(SignalKind::user_defined2());
         let mut quit = listen(SignalKind::quit());
         let mut term = listen(SignalKind::terminate());
         let mut int = listen(SignalKind::interrupt());
@@ -43,6 +50,13 @@ impl ShutdownSignalWatch for Signals {
             tokio::select! {
                 _ = hup.recv() => {
                     reload(&self.cli, &self.state);
+                    continue;
+                }
+                _ = usr2.recv() => {
+                    match start_successor(&self.upgrade_sock).await {
+                        Ok(()) => break ShutdownSignal::GracefulUpgrade,
+                        Err(e) => log::error!("upgrade aborted, still serving: {e}"),
+                    }
                     continue;
                 }
                 _ = quit.recv() => break ShutdownSignal::GracefulUpgrade,
@@ -71,6 +85,52 @@ fn listen(kind: SignalKind) -> tokio::signal::unix::Signal {
         // Only fails without a runtime or on an invalid signal: neither happens here.
         Err(e) => panic!("cannot listen for signal {kind:?}: {e}"),
     }
+}
+
+/// How long a successor may take to be ready for the listeners.
+const SUCCESSOR_READY: Duration = Duration::from_secs(10);
+
+/// Starts this binary again (the file now at its path: the new version) with the
+/// same arguments plus `-u`, and waits until it listens on the upgrade socket.
+/// A successor that exits first (bad config, bad binary) aborts the upgrade.
+async fn start_successor(sock: &Path) -> Result<(), String> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    if args.is_empty() {
+        return Err("no program name".into());
+    }
+    let program = args.remove(0);
+    if !args.iter().any(|a| a == "-u" || a == "--upgrade") {
+        args.push("-u".into());
+    }
+    // A socket left by an earlier upgrade would look ready.
+    let _ = std::fs::remove_file(sock);
+    let mut child = std::process::Command::new(&program)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.to_string_lossy()))?;
+    log::info!("upgrade: started successor pid {}", child.id());
+    let deadline = Instant::now() + SUCCESSOR_READY;
+    let mut daemonized = false;
+    while Instant::now() < deadline {
+        if sock.exists() {
+            // Reaped later by whoever inherits it; a daemonizing child has exited already.
+            std::thread::spawn(move || child.wait());
+            return Ok(());
+        }
+        match child.try_wait() {
+            // `-d`: the first process exits once the daemon is forked.
+            Ok(Some(status)) if status.success() => daemonized = true,
+            Ok(Some(status)) if !daemonized => return Err(format!("successor exited: {status}")),
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    Err(format!(
+        "successor not ready on {} within {SUCCESSOR_READY:?}",
+        sock.display()
+    ))
 }
 
 /// Reloads config, catalog and keys; the live state is replaced only when the

@@ -78,6 +78,7 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         in_flight: gateway.in_flight.clone(),
         budget: gateway.budget.clone(),
         phases: Mutex::new(Some(server.watch_execution_phase())),
+        upgrade_sock: server.configuration.upgrade_sock.clone().into(),
     };
     let prober = background_service(
         "endpoint health checks",

@@ -171,3 +171,63 @@ async fn a_graceful_stop_lets_streams_finish_then_exits() {
         "exited {took:?} after the stream"
     );
 }
+
+#[tokio::test]
+async fn sigusr2_upgrades_without_refusing_or_cutting() {
+    let mock = MockProvider::new()
+        .chunks(40)
+        .chunk_delay(Duration::from_millis(50))
+        .start();
+    let dir = std::env::temp_dir().join(format!("tollgate-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("pingora.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "---\nversion: 1\nthreads: 1\nupgrade_sock: {}\ngrace_period_seconds: 30\n",
+            dir.join("upgrade.sock").display()
+        ),
+    )
+    .unwrap();
+    let mut gw = Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
+        .config(&config("  {}\n"))
+        .arg("-c")
+        .arg(conf.to_str().unwrap())
+        .start();
+    let stream = send(&gw, "gpt-4o", true).await;
+    assert_eq!(stream.status(), 200);
+    gw.signal("USR2");
+    logged(&gw, "upgrade: started successor pid").await;
+    let successor: u32 = gw
+        .logs()
+        .split("started successor pid ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    // New requests keep being answered all through the hand-over (old process
+    // alone, both, then the successor alone); none is refused.
+    let mut refused = 0;
+    for _ in 0..40 {
+        match client().get(gw.url("/healthz")).send().await {
+            Ok(r) if r.status() == 200 => {}
+            _ => refused += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let body = stream.text().await.unwrap();
+    let old_exit = gw.wait_exit(Duration::from_secs(10));
+    let after = send(&gw, "gpt-4o", false).await.status();
+    let _ = std::process::Command::new("kill")
+        .arg(successor.to_string())
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(refused, 0, "requests refused during the upgrade");
+    assert!(
+        body.trim_end().ends_with("data: [DONE]"),
+        "stream cut: {body}"
+    );
+    assert!(old_exit.is_some(), "the old process never exited");
+    assert_eq!(after, 200, "the successor serves");
+}
