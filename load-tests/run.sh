@@ -62,18 +62,20 @@ NGINX
 taskset -c 0 nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
 PIDS+=($!); NGX_PID=$!
 
+# nginx runs with access_log off: so does every tollgate here.
+printf 'access_log:\n  format: off\n' >"$TMP/base.yaml"
 cat >"$TMP/pingora.yaml" <<PCONF
 ---
 version: 1
 threads: 1
 PCONF
 OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=warn \
-  taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --listen 127.0.0.1:$TG --metrics-listen 127.0.0.1:$TGM >"$TMP/tollgate.log" 2>&1 &
+  taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/base.yaml" --listen 127.0.0.1:$TG --metrics-listen 127.0.0.1:$TGM >"$TMP/tollgate.log" 2>&1 &
 PIDS+=($!); TG_PID=$!
 # The same gateway with accounting off (no usage parsing, metrics of requests only),
 # for the cost of accounting in the same run.
 TGN=$(port); TGNM=$(port)
-printf 'accounting: false\n' >"$TMP/noacct.yaml"
+printf 'accounting: false\naccess_log:\n  format: off\n' >"$TMP/noacct.yaml"
 OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=warn \
   taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/noacct.yaml" --listen 127.0.0.1:$TGN --metrics-listen 127.0.0.1:$TGNM >"$TMP/tollgate-noacct.log" 2>&1 &
 PIDS+=($!); TGN_PID=$!
@@ -81,12 +83,12 @@ PIDS+=($!); TGN_PID=$!
 # always answers 429 (Retry-After: 30).
 TGF=$(port); TGFM=$(port)
 OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bad,sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=error \
-  taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --listen 127.0.0.1:$TGF --metrics-listen 127.0.0.1:$TGFM >"$TMP/tollgate-429.log" 2>&1 &
+  taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/base.yaml" --listen 127.0.0.1:$TGF --metrics-listen 127.0.0.1:$TGFM >"$TMP/tollgate-429.log" 2>&1 &
 PIDS+=($!); TGF_PID=$!
 # Rate limits on for the key (limits high enough never to refuse): in-process
 # windows, and windows shared through a local Redis (one script call a request).
 TGL=$(port); TGLM=$(port); TGR=$(port); TGRM=$(port); RDS=$(port)
-LIMITS='access_keys:\n  - {name: bench, key: tg-bench-key, limits: {requests_per_minute: 1000000000, tokens_per_minute: 1000000000000}}\n'
+LIMITS='access_log:\n  format: off\naccess_keys:\n  - {name: bench, key: tg-bench-key, limits: {requests_per_minute: 1000000000, tokens_per_minute: 1000000000000}}\n'
 printf "$LIMITS" >"$TMP/limits.yaml"
 OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench RUST_LOG=warn \
   taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/limits.yaml" --listen 127.0.0.1:$TGL --metrics-listen 127.0.0.1:$TGLM >"$TMP/tollgate-limits.log" 2>&1 &

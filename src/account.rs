@@ -17,12 +17,21 @@ const BYTES_PER_TOKEN: u64 = 4;
 /// Status codes as label strings, built once.
 static STATUS: LazyLock<Vec<String>> = LazyLock::new(|| (0..600).map(|s| s.to_string()).collect());
 
+/// What a finished request came to.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// For the ledger and balances.
+    pub charge: Charge,
+    /// The usage measured (or estimated for a cut stream).
+    pub usage: Option<Usage>,
+    /// Tokens to count against rate limits (`None`: unknown, keep the estimate).
+    pub used: Option<u64>,
+}
+
 /// Records a finished request: counters, histograms, tokens and credits.
-/// Returns the charge (for the ledger and balances) and the tokens used (for
-/// rate limits; `None` when unknown).
-pub fn settle(state: &State, ctx: &Ctx) -> (Charge, Option<u64>) {
+pub fn settle(state: &State, ctx: &Ctx) -> Settled {
     let Some(m) = metrics() else {
-        return (Charge::default(), None);
+        return Settled::default();
     };
     let access = ctx
         .auth
@@ -67,10 +76,16 @@ pub fn settle(state: &State, ctx: &Ctx) -> (Charge, Option<u64>) {
         _ => Some(0),
     };
     let Some(billing_kind) = ctx.auth.billing else {
-        return (Charge::default(), Some(0));
+        return Settled {
+            used: Some(0),
+            ..Settled::default()
+        };
     };
     let Some(usage) = measured_usage(m, ctx, [access, provider, model]) else {
-        return (Charge::default(), unreported);
+        return Settled {
+            used: unreported,
+            ..Settled::default()
+        };
     };
     let used = usage.input.saturating_add(usage.output);
     let labels3 = [access, provider, model];
@@ -97,7 +112,11 @@ pub fn settle(state: &State, ctx: &Ctx) -> (Charge, Option<u64>) {
     if charge.total() > 0 {
         m.credits.with_label_values(&labels3).inc_by(charge.total());
     }
-    (charge, Some(used))
+    Settled {
+        charge,
+        usage: Some(usage),
+        used: Some(used),
+    }
 }
 
 /// The usage the provider reported; for a stream cut before its report, output

@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod account;
 pub mod auth;
 pub mod billing;

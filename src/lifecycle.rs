@@ -148,6 +148,7 @@ pub fn reload(cli: &Cli, live: &ArcSwap<State>) {
             );
         }
         next.inherit(&current);
+        crate::access_log::reopen();
         let summary = crate::check::summary(&next);
         live.store(Arc::new(next));
         summary

@@ -5,8 +5,8 @@
 use std::sync::LazyLock;
 
 use pingora_prometheus::prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
-    IntCounterVec, IntGaugeVec,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
+    HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
 };
 
 /// Label of a model the catalog does not list (keeps the series count bounded).
@@ -28,6 +28,7 @@ pub struct Metrics {
     pub ttfb: HistogramVec,
     pub rate_limited: IntCounterVec,
     pub reloads: IntCounterVec,
+    pub access_log_dropped: IntCounter,
 }
 
 /// Latency buckets (seconds): 1 ms … 10 min, for answers from instant errors to
@@ -100,6 +101,10 @@ fn build() -> Result<Metrics, pingora_prometheus::prometheus::Error> {
             "tollgate_rate_limited_total",
             "Requests refused by an access key's rate limit; limit = requests|tokens|concurrent.",
             &["access_key", "limit"]
+        )?,
+        access_log_dropped: register_int_counter!(
+            "tollgate_access_log_dropped_total",
+            "Access-log lines dropped because the writer fell behind."
         )?,
         reloads: register_int_counter_vec!(
             "tollgate_reloads_total",

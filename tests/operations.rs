@@ -231,3 +231,58 @@ async fn sigusr2_upgrades_without_refusing_or_cutting() {
     assert!(old_exit.is_some(), "the old process never exited");
     assert_eq!(after, 200, "the successor serves");
 }
+
+#[tokio::test]
+async fn one_access_log_line_per_request_without_secrets() {
+    let mock = MockProvider::new().usage(12, 34).start();
+    let dir = std::env::temp_dir().join(format!("tollgate-access-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("access.log");
+    let gw = Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
+        .config(&format!(
+            "{}access_log:\n  format: json\n  path: {}\n",
+            config("  {}\n"),
+            path.display()
+        ))
+        .start();
+    assert_eq!(send(&gw, "gpt-4o", false).await.status(), 200);
+    assert_eq!(send(&gw, "gpt-4x\\u0007\\\"", false).await.status(), 404);
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // The harness's readiness probes (GET /healthz) are logged too.
+        lines = text
+            .lines()
+            .filter(|l| !l.contains("/healthz"))
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= 2 {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let ok: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["access_key"], "app");
+    assert_eq!(ok["provider"], "openai");
+    assert_eq!(ok["model"], "gpt-4o");
+    assert_eq!(ok["attempts"], 1);
+    assert_eq!(
+        (ok["input_tokens"].as_u64(), ok["output_tokens"].as_u64()),
+        (Some(12), Some(34))
+    );
+    assert!(ok["bytes"].as_u64().unwrap() > 0);
+    assert!(ok["duration_ms"].as_f64().unwrap() >= ok["ttfb_ms"].as_f64().unwrap());
+    assert!(ok["time"].as_str().unwrap().ends_with('Z'));
+    assert!(ok["error"].is_null());
+    let missing: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(missing["status"], 404);
+    assert_eq!(missing["error"], "model_not_found");
+    assert!(missing["provider"].is_null());
+    for line in &lines {
+        assert!(!line.contains(KEY) && !line.contains("sk-o\""), "{line}");
+    }
+}

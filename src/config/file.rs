@@ -25,6 +25,7 @@ pub struct ConfigFile {
     pub accounting: Option<bool>,
     pub ledger: LedgerFile,
     pub rate_limits: super::limits::RateLimitsFile,
+    pub access_log: super::access_log::AccessLogFile,
 }
 
 #[derive(Debug, Default, Deserialize)]

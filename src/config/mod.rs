@@ -1,6 +1,7 @@
 //! Gateway configuration: the file layer (`file`) validated into typed settings.
 //! Every setting has a default; `tollgate` runs with no file at all.
 
+pub mod access_log;
 pub mod file;
 pub mod limits;
 
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access_log::{AccessLogFormat, AccessLogSettings, LogTarget};
 use file::ConfigFile;
 
 use crate::billing::Fee;
@@ -47,6 +49,7 @@ pub struct Config {
     pub vision: Vision,
     pub ledger: LedgerSettings,
     pub rate_limits: limits::RateLimitSettings,
+    pub access_log: AccessLogSettings,
 }
 
 /// Where spent credits are kept.
@@ -436,6 +439,9 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
         )?,
     };
 
+    let access_log =
+        access_log::validate(raw.access_log).map_err(|(path, reason)| invalid(path, reason))?;
+
     let vision = match raw.vision.or_else(|| env("ENABLE_VISION")) {
         None => Vision::On,
         Some(v) => Vision::parse(&v)
@@ -447,6 +453,7 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
         accounting: raw.accounting.unwrap_or(true),
         ledger,
         rate_limits,
+        access_log,
         fee,
         file: None,
         listen,

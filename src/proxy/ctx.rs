@@ -70,6 +70,8 @@ pub struct AttemptCtx {
 #[derive(Debug, Default)]
 pub struct ResponseCtx {
     pub status: u16,
+    /// The error code when tollgate answered itself.
+    pub error: Option<&'static str>,
     pub first_byte: Option<Instant>,
     /// The exchange broke after the first byte (client or upstream).
     pub aborted: bool,

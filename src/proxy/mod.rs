@@ -142,13 +142,19 @@ impl ProxyHttp for Gateway {
             };
         }
         let state = self.state.load_full();
-        let (charge, used) = crate::account::settle(&state, ctx);
+        let settled = crate::account::settle(&state, ctx);
         if let Some(lease) = ctx.limits.take() {
-            self.limiter.settle(&state, lease, used);
+            self.limiter.settle(&state, lease, settled.used);
         }
+        crate::access_log::write(&state, session, ctx, &settled);
         let reservation = ctx.auth.reservation.take();
         self.budget
-            .settle(&state, ctx.auth.access_key, reservation, charge.total())
+            .settle(
+                &state,
+                ctx.auth.access_key,
+                reservation,
+                settled.charge.total(),
+            )
             .await;
     }
 

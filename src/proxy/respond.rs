@@ -52,6 +52,7 @@ pub async fn error(
     err: &ApiError,
 ) -> pingora_error::Result<()> {
     ctx.response.status = err.status();
+    ctx.response.error = Some(err.code());
     let mut headers = Vec::with_capacity(3);
     if let Some(allow) = err.allow() {
         headers.push(("allow", allow));
