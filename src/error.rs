@@ -35,6 +35,12 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("request body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("request headers exceed the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
+    #[error("the gateway is at its limit of requests in flight; retry shortly")]
+    Overloaded,
     #[error("the client closed the request or sent a malformed body")]
     ClientBody,
     #[error("/proxy/ is not metered, so access keys with a credit balance, an allow-list or token or per-model limits cannot use it")]
@@ -77,10 +83,15 @@ impl ApiError {
             ProviderKeyRequired(..) | ModelNotAllowed(_) | ProxyNotAllowed => 403,
             ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
+            BodyTimeout(_) => 408,
+            HeadersTooLarge { .. } => 431,
             TooLarge { .. } => 413,
             RateLimited { .. } | LimitExceeded(_) => 429,
             Upstream(_) => 502,
-            ProviderNotConfigured { .. } | LedgerUnavailable(_) | LimiterUnavailable(_) => 503,
+            ProviderNotConfigured { .. }
+            | LedgerUnavailable(_)
+            | LimiterUnavailable(_)
+            | Overloaded => 503,
             UpstreamTimeout(_) => 504,
         }
     }
@@ -117,6 +128,9 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             TooLarge { .. } => "request_too_large",
             ClientBody => "invalid_body",
+            HeadersTooLarge { .. } => "headers_too_large",
+            BodyTimeout(_) => "request_timeout",
+            Overloaded => "overloaded",
             RateLimited { .. } | LimitExceeded(_) => "rate_limit_exceeded",
             LimiterUnavailable(_) => "rate_limiter_unavailable",
             InsufficientCredits { .. } => "insufficient_credits",
@@ -158,7 +172,7 @@ impl ApiError {
         match self {
             ApiError::RateLimited { retry_after } => Some(retry_after.saturating_mul(1000)),
             ApiError::LimitExceeded(e) => Some(e.retry_after_ms),
-            ApiError::LimiterUnavailable(_) => Some(1000),
+            ApiError::LimiterUnavailable(_) | ApiError::Overloaded => Some(1000),
             _ => None,
         }
     }

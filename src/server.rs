@@ -4,13 +4,14 @@
 use std::sync::Mutex;
 
 use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
 use pingora_proxy::ProxyServiceBuilder;
 
 use crate::cli::Cli;
-use crate::config::{process_env, Config};
+use crate::config::{process_env, Config, TlsListener};
 use crate::lifecycle::Signals;
 use crate::proxy::Gateway;
 use crate::state::State;
@@ -29,7 +30,26 @@ pub fn load(cli: &Cli) -> Result<State, String> {
     if let Some(catalog) = &cli.catalog {
         config.catalog = Some(catalog.clone());
     }
+    if let Some(tls) = &config.tls {
+        check_tls(tls)?;
+    }
     State::load(config, &process_env).map_err(|e| e.to_string())
+}
+
+/// Reads the TLS listener's certificate chain and key now: Pingora's acceptor
+/// would panic on a bad file when the service starts.
+fn check_tls(tls: &TlsListener) -> Result<(), String> {
+    let (cert, key) = (
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+    );
+    match pingora_rustls::load_certs_and_key_files(&cert, &key) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!(
+            "tls: `{cert}` holds no certificate or `{key}` no private key (PEM expected)"
+        )),
+        Err(e) => Err(format!("tls: cannot read `{cert}` / `{key}`: {e}")),
+    }
 }
 
 /// Pingora's server conf: the `-c` file, or defaults with one worker thread per core.
@@ -59,6 +79,7 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         conf: None,
     };
     let listen = state.config.listen.to_string();
+    let tls = state.config.tls.clone();
     let metrics_listen = state.config.metrics_listen.to_string();
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
@@ -91,6 +112,17 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         .server_options(options)
         .build();
     proxy.add_tcp(&listen);
+    if let Some(tls) = &tls {
+        let mut settings = TlsSettings::intermediate(
+            &tls.cert.display().to_string(),
+            &tls.key.display().to_string(),
+        )
+        .map_err(|e| format!("tls: {e}"))?;
+        // h2 and HTTP/1.1 by ALPN.
+        settings.enable_h2();
+        proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        log::info!("tollgate listening with TLS on {}", tls.listen);
+    }
 
     let mut metrics = pingora_prometheus::prometheus_http_service();
     metrics.add_tcp(&metrics_listen);

@@ -26,6 +26,8 @@ pub struct ConfigFile {
     pub ledger: LedgerFile,
     pub rate_limits: super::limits::RateLimitsFile,
     pub access_log: super::access_log::AccessLogFile,
+    pub downstream: super::downstream::DownstreamFile,
+    pub tls: super::downstream::TlsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]

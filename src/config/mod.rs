@@ -2,6 +2,7 @@
 //! Every setting has a default; `tollgate` runs with no file at all.
 
 pub mod access_log;
+pub mod downstream;
 pub mod file;
 pub mod limits;
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use access_log::{AccessLogFormat, AccessLogSettings, LogTarget};
+pub use downstream::{DownstreamSettings, TlsListener};
 use file::ConfigFile;
 
 use crate::billing::Fee;
@@ -50,6 +52,8 @@ pub struct Config {
     pub ledger: LedgerSettings,
     pub rate_limits: limits::RateLimitSettings,
     pub access_log: AccessLogSettings,
+    pub downstream: DownstreamSettings,
+    pub tls: Option<TlsListener>,
 }
 
 /// Where spent credits are kept.
@@ -441,6 +445,8 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
 
     let access_log =
         access_log::validate(raw.access_log).map_err(|(path, reason)| invalid(path, reason))?;
+    let (downstream, tls) = downstream::validate(raw.downstream, raw.tls)
+        .map_err(|(path, reason)| invalid(path, reason))?;
 
     let vision = match raw.vision.or_else(|| env("ENABLE_VISION")) {
         None => Vision::On,
@@ -454,6 +460,8 @@ fn validate(raw: ConfigFile, file: &str, env: Env<'_>) -> Result<Config, ConfigE
         ledger,
         rate_limits,
         access_log,
+        downstream,
+        tls,
         fee,
         file: None,
         listen,

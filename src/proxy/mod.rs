@@ -8,7 +8,7 @@ mod passthrough;
 mod respond;
 mod routed;
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -171,6 +171,7 @@ async fn dispatch(
     session: &mut Session,
     ctx: &mut Ctx,
 ) -> std::result::Result<(), Stop> {
+    edge_limits(gw, state, session)?;
     let method = session.req_header().method.clone();
     // A `Uri` clone shares its bytes: no copy of the path per request.
     let uri = session.req_header().uri.clone();
@@ -207,6 +208,34 @@ async fn dispatch(
             None => Err(ApiError::NotFound(format!("{method} {}", truncate(p, 128))).into()),
         },
     }
+}
+
+/// What an edge bounds about every request before reading its body.
+fn edge_limits(gw: &Gateway, state: &State, session: &mut Session) -> Result<(), ApiError> {
+    let d = &state.config.downstream;
+    session.set_read_timeout(Some(d.read_timeout));
+    session.set_keepalive(Some(d.keepalive_timeout.as_secs().max(1)));
+    if let Some(max) = d.max_requests_in_flight {
+        // This request is counted already.
+        if gw.in_flight.load(Ordering::Relaxed) > max {
+            return Err(ApiError::Overloaded);
+        }
+    }
+    let req = session.req_header();
+    let uri = &req.uri;
+    let size = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + req
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if size > d.max_header_bytes {
+        return Err(ApiError::HeadersTooLarge {
+            limit: d.max_header_bytes,
+        });
+    }
+    Ok(())
 }
 
 async fn models(state: &State, session: &mut Session) -> std::result::Result<(), Stop> {

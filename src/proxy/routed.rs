@@ -33,7 +33,12 @@ pub async fn handle(
     if let Caller::Access(i) = caller {
         ctx.auth.access_key = Some(i);
     }
-    let raw = request::read_body(session, state.config.max_body).await?;
+    let raw = request::read_body(
+        session,
+        state.config.max_body,
+        state.config.downstream.body_timeout,
+    )
+    .await?;
     let first = scan::scan(&raw).map_err(ApiError::from)?;
     // Streams that do not ask for usage get it asked for (and the usage chunk
     // removed again on the way back), so every stream is metered.

@@ -54,7 +54,18 @@ impl Endpoint {
 
 /// Reads the whole request body, refusing one above `limit` bytes (413) before
 /// reading it when `Content-Length` already says so.
-pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_body(
+    session: &mut Session,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, read_body_within(session, limit)).await {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::BodyTimeout(deadline)),
+    }
+}
+
+async fn read_body_within(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
     let declared = session
         .req_header()
         .headers

@@ -1,0 +1,124 @@
+//! `downstream:` (what an edge must bound about its clients) and `tls:` (the
+//! optional TLS listener).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::parse_duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DownstreamFile {
+    pub read_timeout: Option<String>,
+    pub keepalive_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub max_header_bytes: Option<usize>,
+    pub max_requests_in_flight: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsFile {
+    pub listen: Option<String>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// Bounds on clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownstreamSettings {
+    /// Longest wait for one read of a request header or body: 60 s.
+    pub read_timeout: Duration,
+    /// How long an idle keep-alive connection is kept: 60 s.
+    pub keepalive_timeout: Duration,
+    /// Longest time to receive a whole request body: 120 s (slow uploads are cut).
+    pub body_timeout: Duration,
+    /// Request line plus headers: 64 KiB (431 above).
+    pub max_header_bytes: usize,
+    /// Requests answered at once by this process (503 above); `None`: unbounded.
+    pub max_requests_in_flight: Option<usize>,
+}
+
+impl Default for DownstreamSettings {
+    fn default() -> Self {
+        DownstreamSettings {
+            read_timeout: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(120),
+            max_header_bytes: 64 * 1024,
+            max_requests_in_flight: None,
+        }
+    }
+}
+
+/// The TLS listener (h2 and HTTP/1.1 by ALPN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListener {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Validates both sections; `Err((field, reason))`.
+pub fn validate(
+    raw: DownstreamFile,
+    tls: TlsFile,
+) -> Result<(DownstreamSettings, Option<TlsListener>), (&'static str, String)> {
+    let d = DownstreamSettings::default();
+    let dur = |field: &'static str, v: Option<String>, default: Duration| match v {
+        None => Ok(default),
+        Some(s) => match parse_duration(&s) {
+            Some(t) if !t.is_zero() => Ok(t),
+            _ => Err((
+                field,
+                format!("`{s}` is not a duration like 500ms, 10s, 5m"),
+            )),
+        },
+    };
+    let downstream = DownstreamSettings {
+        read_timeout: dur("downstream.read_timeout", raw.read_timeout, d.read_timeout)?,
+        keepalive_timeout: dur(
+            "downstream.keepalive_timeout",
+            raw.keepalive_timeout,
+            d.keepalive_timeout,
+        )?,
+        body_timeout: dur("downstream.body_timeout", raw.body_timeout, d.body_timeout)?,
+        max_header_bytes: match raw.max_header_bytes {
+            Some(n) if n < 1024 => {
+                return Err((
+                    "downstream.max_header_bytes",
+                    "must be at least 1024".into(),
+                ))
+            }
+            Some(n) => n,
+            None => d.max_header_bytes,
+        },
+        max_requests_in_flight: match raw.max_requests_in_flight {
+            Some(0) => {
+                return Err((
+                    "downstream.max_requests_in_flight",
+                    "must be at least 1 (omit it for no bound)".into(),
+                ))
+            }
+            n => n,
+        },
+    };
+    let tls = match (tls.listen, tls.cert, tls.key) {
+        (None, None, None) => None,
+        (Some(listen), Some(cert), Some(key)) => Some(TlsListener {
+            listen: listen.parse().map_err(|_| {
+                (
+                    "tls.listen",
+                    format!("`{listen}` is not an address like 0.0.0.0:8443"),
+                )
+            })?,
+            cert,
+            key,
+        }),
+        _ => return Err(("tls", "set all of listen, cert and key".into())),
+    };
+    Ok((downstream, tls))
+}
