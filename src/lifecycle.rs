@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ pub struct Signals {
     pub cli: Cli,
     pub state: Arc<ArcSwap<State>>,
     pub in_flight: Arc<AtomicUsize>,
+    pub draining: Arc<AtomicBool>,
     pub budget: Arc<Budget>,
     pub phases: Mutex<Option<broadcast::Receiver<ExecutionPhase>>>,
     /// Pingora's upgrade socket, where a successor waits for the listeners.
@@ -65,6 +66,7 @@ impl ShutdownSignalWatch for Signals {
             }
         };
         if !matches!(stop, ShutdownSignal::FastShutdown) {
+            self.draining.store(true, Ordering::Relaxed);
             let phases = self
                 .phases
                 .lock()

@@ -97,6 +97,7 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         cli,
         state: gateway.state.clone(),
         in_flight: gateway.in_flight.clone(),
+        draining: gateway.draining.clone(),
         budget: gateway.budget.clone(),
         phases: Mutex::new(Some(server.watch_execution_phase())),
         upgrade_sock: server.configuration.upgrade_sock.clone().into(),

@@ -16,8 +16,9 @@ end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    "RESULT requests=%d duration_us=%d errors=%d non2xx=%d p50=%d p90=%d p99=%d p999=%d\n",
+    "RESULT requests=%d duration_us=%d errors=%d non2xx=%d p50=%d p90=%d p99=%d p999=%d connect=%d read=%d write=%d timeout=%d\n",
     summary.requests, summary.duration,
     e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    e.connect, e.read, e.write, e.timeout))
 end

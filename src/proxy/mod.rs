@@ -8,7 +8,7 @@ mod passthrough;
 mod respond;
 mod routed;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +37,9 @@ pub struct Gateway {
     limiter: Limiter,
     /// Requests being answered (for a shutdown that exits as soon as they end).
     pub in_flight: Arc<AtomicUsize>,
+    /// Stopping or handing over to a successor: answers close their connection,
+    /// so clients reconnect (to the successor) instead of racing the close.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl Gateway {
@@ -47,6 +50,7 @@ impl Gateway {
             budget: Arc::default(),
             limiter: Limiter::default(),
             in_flight: Arc::default(),
+            draining: Arc::default(),
         }
     }
 }
@@ -214,7 +218,11 @@ async fn dispatch(
 fn edge_limits(gw: &Gateway, state: &State, session: &mut Session) -> Result<(), ApiError> {
     let d = &state.config.downstream;
     session.set_read_timeout(Some(d.read_timeout));
-    session.set_keepalive(Some(d.keepalive_timeout.as_secs().max(1)));
+    if gw.draining.load(Ordering::Relaxed) {
+        session.set_keepalive(None);
+    } else {
+        session.set_keepalive(Some(d.keepalive_timeout.as_secs().max(1)));
+    }
     if let Some(max) = d.max_requests_in_flight {
         // This request is counted already.
         if gw.in_flight.load(Ordering::Relaxed) > max {
