@@ -23,6 +23,9 @@ pub enum LoadError {
         path: String,
         reason: String,
     },
+    /// Several problems, one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<LoadError>),
 }
 
 impl LoadError {

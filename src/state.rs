@@ -54,6 +54,7 @@ impl State {
                 }
             }
         }
+        self.publish_key_health();
         for slot in &mut self.limits {
             let Some(new) = slot else { continue };
             let same = old.limits.iter().flatten().find(|o| o.same_rules(new));
@@ -72,6 +73,7 @@ impl State {
         State::build(config, catalog, env)
     }
 
+    /// Compiles config and catalog together; reports every broken reference.
     pub fn build(config: Config, catalog: Catalog, env: Env<'_>) -> Result<State, StateError> {
         let file = config
             .file
@@ -82,9 +84,10 @@ impl State {
             path,
             reason,
         };
+        let mut problems = Vec::new();
         for id in config.providers.keys() {
             if catalog.provider_index(id).is_none() {
-                return Err(invalid(
+                problems.push(invalid(
                     format!("providers.{id}"),
                     format!("provider `{id}` is not defined by the catalog"),
                 ));
@@ -101,67 +104,58 @@ impl State {
                         .is_some_and(|i| catalog.providers[i].id == p.id)
                 })
                 .map(|(_, o)| o);
-            let upstream = Upstream::build(p, overrides, env)
-                .map_err(|reason| invalid(format!("providers.{}", p.id), reason))?;
-            upstreams.push(upstream);
-        }
-        if let Some(m) = crate::metrics::metrics() {
-            let now = crate::upstream::health::now_ms();
-            for (p, u) in catalog.providers.iter().zip(&upstreams) {
-                for k in &u.keys.keys {
-                    let healthy = i64::from(k.health.check(now).is_ok());
-                    m.key_healthy
-                        .with_label_values(&[&p.id, &k.name])
-                        .set(healthy);
-                }
+            match Upstream::build(p, overrides, env) {
+                Ok(u) => upstreams.push(u),
+                Err(reason) => problems.push(invalid(format!("providers.{}", p.id), reason)),
             }
         }
         let access = AccessTable::build(&config.access_keys, &catalog)
-            .map_err(|reason| invalid("access_keys".into(), reason))?;
+            .map_err(|reason| problems.push(invalid("access_keys".into(), reason)))
+            .unwrap_or_default();
         let mut routes = Routes::default();
         for (name, members) in &config.routes {
             if resolve_model(&catalog, name).is_some() {
-                return Err(invalid(
+                problems.push(invalid(
                     format!("routes.{name}"),
                     format!("route `{name}` would be shadowed by the catalog model of that name"),
                 ));
             }
             let mut targets = Vec::with_capacity(members.len());
             for (i, m) in members.iter().enumerate() {
-                let t = resolve_model(&catalog, m).ok_or_else(|| {
-                    invalid(
+                match resolve_model(&catalog, m) {
+                    Some(t) => targets.push(t),
+                    None => problems.push(invalid(
                         format!("routes.{name}[{i}]"),
                         format!("route `{name}` names model `{m}`, which no provider lists"),
-                    )
-                })?;
-                targets.push(t);
+                    )),
+                }
             }
             routes.insert(name, targets);
         }
         let mut allow = Vec::with_capacity(config.access_keys.len());
+        let mut limits = Vec::with_capacity(config.access_keys.len());
         for (i, k) in config.access_keys.iter().enumerate() {
+            let at = || format!("access_keys[{i}] ({})", k.name);
             allow.push(if k.models.is_empty() && k.providers.is_empty() {
                 None
             } else {
-                Some(
-                    Allow::compile(&catalog, &routes, &k.models, &k.providers).map_err(
-                        |reason| invalid(format!("access_keys[{i}] ({})", k.name), reason),
-                    )?,
-                )
+                Allow::compile(&catalog, &routes, &k.models, &k.providers)
+                    .map_err(|reason| problems.push(invalid(at(), reason)))
+                    .ok()
             });
+            limits.push(k.limits.as_ref().and_then(|spec| {
+                KeyLimiter::compile(&k.name, spec, &catalog, &routes)
+                    .map_err(|reason| problems.push(invalid(at(), reason)))
+                    .ok()
+                    .map(Arc::new)
+            }));
         }
-        let mut limits = Vec::with_capacity(config.access_keys.len());
-        for (i, k) in config.access_keys.iter().enumerate() {
-            limits.push(match &k.limits {
-                None => None,
-                Some(spec) => Some(Arc::new(
-                    KeyLimiter::compile(&k.name, spec, &catalog, &routes).map_err(|reason| {
-                        invalid(format!("access_keys[{i}] ({})", k.name), reason)
-                    })?,
-                )),
-            });
+        match problems.len() {
+            0 => {}
+            1 => return Err(problems.remove(0)),
+            _ => return Err(StateError::Many(problems)),
         }
-        Ok(State {
+        let state = State {
             limits,
             allow,
             models_api: ModelsApi::render(&catalog),
@@ -170,6 +164,24 @@ impl State {
             upstreams,
             access,
             routes,
-        })
+        };
+        state.publish_key_health();
+        Ok(state)
+    }
+
+    /// Sets `tollgate_provider_key_healthy` for every managed key.
+    fn publish_key_health(&self) {
+        let Some(m) = crate::metrics::metrics() else {
+            return;
+        };
+        let now = crate::upstream::health::now_ms();
+        for (p, u) in self.catalog.providers.iter().zip(&self.upstreams) {
+            for k in &u.keys.keys {
+                let healthy = i64::from(k.health.check(now).is_ok());
+                m.key_healthy
+                    .with_label_values(&[&p.id, &k.name])
+                    .set(healthy);
+            }
+        }
     }
 }

@@ -214,3 +214,41 @@ fn check_names_file_line_and_field() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_reports_every_problem_at_once() {
+    let dir = std::env::temp_dir().join(format!("tollgate-check-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |yaml: &str| {
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["check", "--config", path.to_str().unwrap()])
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Settings: each bad value named with its field.
+    let err = run("listen: nowhere\nupstream:\n  max_attempts: 0\naccess_keys:\n  - name: a\n    key: tg-secret-value\n    limits: {requests_per_minute: 0}\n");
+    for want in [
+        "listen: `nowhere`",
+        "upstream.max_attempts: is 0",
+        "access_keys[0].limits.requests_per_minute: is 0",
+    ] {
+        assert!(err.contains(want), "{want} missing from: {err}");
+    }
+    // References: both ends of each broken one.
+    let err = run("routes:\n  auto: [gpt-4x]\n  fast: [nope-9]\nproviders:\n  nosuch: {}\naccess_keys:\n  - name: a\n    key: tg-secret-value\n    models: [bogus]\n");
+    for want in [
+        "route `auto` names model `gpt-4x`",
+        "route `fast` names model `nope-9`",
+        "providers.nosuch",
+        "`bogus`",
+    ] {
+        assert!(err.contains(want), "{want} missing from: {err}");
+    }
+    assert!(!err.contains("tg-secret-value"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

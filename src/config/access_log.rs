@@ -33,6 +33,15 @@ pub struct AccessLogSettings {
     pub target: LogTarget,
 }
 
+impl Default for AccessLogSettings {
+    fn default() -> Self {
+        AccessLogSettings {
+            format: AccessLogFormat::Logfmt,
+            target: LogTarget::Stdout,
+        }
+    }
+}
+
 /// Validates `access_log`; `Err((field, reason))`.
 pub fn validate(raw: AccessLogFile) -> Result<AccessLogSettings, (&'static str, String)> {
     let format = match raw.format.as_deref() {

@@ -90,7 +90,7 @@ pub fn validate(
             Some(n) if n < 1024 => {
                 return Err((
                     "downstream.max_header_bytes",
-                    "must be at least 1024".into(),
+                    format!("is {n}; must be at least 1024"),
                 ))
             }
             Some(n) => n,
@@ -100,7 +100,7 @@ pub fn validate(
             Some(0) => {
                 return Err((
                     "downstream.max_requests_in_flight",
-                    "must be at least 1 (omit it for no bound)".into(),
+                    "is 0; must be at least 1 (omit it for no bound)".into(),
                 ))
             }
             n => n,

@@ -109,7 +109,7 @@ pub fn validate(raw: LimitsFile) -> Result<Option<KeyLimits>, (String, String)> 
             if v == Some(0) {
                 return Err((
                     format!("{at}{field}"),
-                    "must be at least 1 (omit it for no limit)".into(),
+                    "is 0; must be at least 1 (omit it for no limit)".into(),
                 ));
             }
         }
@@ -146,7 +146,7 @@ pub fn validate(raw: LimitsFile) -> Result<Option<KeyLimits>, (String, String)> 
     if raw.concurrent_requests == Some(0) {
         return Err((
             "limits.concurrent_requests".into(),
-            "must be at least 1 (omit it for no limit)".into(),
+            "is 0; must be at least 1 (omit it for no limit)".into(),
         ));
     }
     let limits = KeyLimits {
