@@ -286,3 +286,37 @@ async fn one_access_log_line_per_request_without_secrets() {
         assert!(!line.contains(KEY) && !line.contains("sk-o\""), "{line}");
     }
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_catalog_file() {
+    let mock = MockProvider::new().start();
+    let dir = std::env::temp_dir().join(format!("tollgate-catalog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = dir.join("catalog.yaml");
+    let original =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalog.yaml")).unwrap();
+    std::fs::write(&catalog, &original).unwrap();
+    let gw = Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
+        .config(&format!(
+            "{}catalog: {}\n",
+            config("  {}\n"),
+            catalog.display()
+        ))
+        .start();
+    assert_eq!(send(&gw, "house-model", false).await.status(), 404);
+    let with_alias = original.replacen(
+        "aliases: [gpt-5.4-2026-03-05]",
+        "aliases: [gpt-5.4-2026-03-05, house-model]",
+        1,
+    );
+    assert_ne!(with_alias, original);
+    std::fs::write(&catalog, with_alias).unwrap();
+    gw.signal("HUP");
+    logged(&gw, "reload: ok").await;
+    let resp = send(&gw, "house-model", false).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tollgate-model"], "gpt-5.4");
+    assert_eq!(mock.requests()[0].json()["model"], "gpt-5.4");
+}
