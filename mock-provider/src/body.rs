@@ -57,6 +57,8 @@ pub(crate) struct MockBody {
     slept: bool,
     end: End,
     exact_len: Option<u64>,
+    /// Sent again and again once the frames run out (the body never ends).
+    repeat: Option<Bytes>,
 }
 
 impl MockBody {
@@ -74,6 +76,7 @@ impl MockBody {
             slept: false,
             end: End::Finish,
             exact_len: Some(len),
+            repeat: None,
         }
     }
 
@@ -86,7 +89,30 @@ impl MockBody {
             slept: false,
             end: End::Finish,
             exact_len: None,
+            repeat: None,
         }
+    }
+
+    /// A chunked body that sends `chunk` forever.
+    pub(crate) fn endless(chunk: Bytes) -> Self {
+        let mut body = Self::stream(VecDeque::new(), Duration::ZERO);
+        body.repeat = Some(chunk);
+        body
+    }
+
+    /// The same bytes, one per frame, each after `pause` (a complete body keeps its length).
+    pub(crate) fn drip(mut self, pause: Duration) -> Self {
+        let bytes: Vec<u8> = self
+            .frames
+            .drain(..)
+            .flat_map(|(_, b)| b.to_vec())
+            .collect();
+        self.frames = bytes
+            .into_iter()
+            .map(|b| (true, Bytes::copy_from_slice(&[b])))
+            .collect();
+        self.delay = pause;
+        self
     }
 
     /// Truncates the body to its first `n` frames and makes it end with a connection cut.
@@ -136,6 +162,9 @@ impl Body for MockBody {
                     this.slept = false;
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
+                None if this.repeat.is_some() => {
+                    return Poll::Ready(this.repeat.clone().map(|b| Ok(Frame::data(b))));
+                }
                 None => {
                     return match std::mem::replace(&mut this.end, End::Dead) {
                         End::Finish => {
@@ -154,7 +183,10 @@ impl Body for MockBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.frames.is_empty() && self.sleep.is_none() && matches!(self.end, End::Finish)
+        self.repeat.is_none()
+            && self.frames.is_empty()
+            && self.sleep.is_none()
+            && matches!(self.end, End::Finish)
     }
 
     fn size_hint(&self) -> SizeHint {

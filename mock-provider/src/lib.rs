@@ -58,6 +58,13 @@ pub enum Fault {
     DropMidStream { after_chunks: usize },
     /// Wait this long before answering normally.
     Delay(Duration),
+    /// Answer normally, plus `count` extra headers (`x-mock-pad-0`, …) of `size` bytes each.
+    HugeHeaders { count: usize, size: usize },
+    /// Answer 200 with this `Content-Type` and a chunked body that repeats `chunk`
+    /// forever (one HTTP chunk each, as fast as the reader takes them).
+    Endless { content_type: String, chunk: String },
+    /// Answer normally, but one byte per HTTP chunk with this pause before each.
+    Drip(Duration),
 }
 
 /// A mock provider being configured; [`MockProvider::start`] or [`MockProvider::serve`] runs it.

@@ -44,6 +44,34 @@ pub(crate) fn cut(
     Response::from_parts(parts, body.cut(after_chunks, ctl))
 }
 
+/// The `HugeHeaders` fault: `count` extra headers of `size` bytes each.
+pub(crate) fn padded(mut resp: Resp, count: usize, size: usize) -> Resp {
+    let value = HeaderValue::from_str(&"p".repeat(size)).unwrap_or(HeaderValue::from_static(""));
+    for i in 0..count {
+        if let Ok(name) =
+            hyper::header::HeaderName::from_bytes(format!("x-mock-pad-{i}").as_bytes())
+        {
+            resp.headers_mut().append(name, value.clone());
+        }
+    }
+    resp
+}
+
+/// The `Endless` fault's answer: 200, this content type, `chunk` repeated forever.
+pub(crate) fn endless(content_type: &str, chunk: &str) -> Resp {
+    let mut r = Response::new(MockBody::endless(Bytes::copy_from_slice(chunk.as_bytes())));
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// The `Drip` fault: the same answer, one byte per chunk, `pause` before each.
+pub(crate) fn drip(resp: Resp, pause: Duration) -> Resp {
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, body.drip(pause))
+}
+
 /// The `Status` fault's answer: given status, JSON body, optional Retry-After.
 pub(crate) fn status(code: u16, retry_after: Option<&str>, body: &str) -> Resp {
     let mut r = json(code, Bytes::copy_from_slice(body.as_bytes()));

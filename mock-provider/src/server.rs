@@ -204,11 +204,17 @@ async fn handle(
             never().await
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
-        Some(Fault::DropMidStream { .. }) => {}
+        Some(Fault::Endless {
+            content_type,
+            chunk,
+        }) => return Ok(reply::endless(content_type, chunk)),
+        Some(Fault::DropMidStream { .. } | Fault::HugeHeaders { .. } | Fault::Drip(_)) => {}
     }
     let resp = sh.route(&parts, &body);
     Ok(match fault {
         Some(Fault::DropMidStream { after_chunks }) => reply::cut(resp, after_chunks, ctl),
+        Some(Fault::HugeHeaders { count, size }) => reply::padded(resp, count, size),
+        Some(Fault::Drip(pause)) => reply::drip(resp, pause),
         _ => resp,
     })
 }

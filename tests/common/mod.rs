@@ -187,6 +187,11 @@ impl Gateway {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the gateway wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
