@@ -178,7 +178,7 @@ impl ApiError {
     }
 
     /// Headers the answer carries besides the body's (rate-limit standing).
-    pub fn headers(&self) -> &[(http::HeaderName, http::HeaderValue)] {
+    pub fn headers(&self) -> &[crate::upstream::exchange::ExtraHeader] {
         match self {
             ApiError::LimitExceeded(e) => &e.headers,
             _ => &[],

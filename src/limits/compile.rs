@@ -3,6 +3,8 @@
 
 use std::sync::atomic::AtomicU32;
 
+use http::HeaderValue;
+
 use pingora_prometheus::prometheus::IntCounter;
 
 use super::window::{Rate, Window};
@@ -11,6 +13,7 @@ use crate::catalog::Catalog;
 use crate::config::limits::{KeyLimits, Rates};
 use crate::error::ApiError;
 use crate::resolve::{resolve, Routes, Target};
+use crate::upstream::exchange::ExtraHeader;
 
 /// At most this many scopes per key (they are tracked in a 64-bit mask).
 pub const MAX_SCOPES: usize = 64;
@@ -49,6 +52,8 @@ struct Scope {
     applies: Applies,
     requests: Option<Window>,
     tokens: Option<Window>,
+    /// `x-ratelimit-limit-*` values, made once.
+    limit_headers: [Option<HeaderValue>; 2],
 }
 
 /// One access key's limits, shared by every request of the key (and carried
@@ -80,6 +85,10 @@ impl KeyLimiter {
                 applies,
                 requests: window(r.requests),
                 tokens: window(r.tokens),
+                limit_headers: [
+                    r.requests.map(HeaderValue::from),
+                    r.tokens.map(HeaderValue::from),
+                ],
             })
         };
         if !spec.rates.is_empty() {
@@ -161,6 +170,16 @@ impl KeyLimiter {
             })
     }
 
+    /// The `x-ratelimit-limit-*` value of a window.
+    pub(super) fn limit_header(&self, scope: usize, kind: Kind) -> Option<HeaderValue> {
+        let s = self.scopes.get(scope)?;
+        match kind {
+            Kind::Requests => s.limit_headers[0].clone(),
+            Kind::Tokens => s.limit_headers[1].clone(),
+            Kind::Concurrent => None,
+        }
+    }
+
     pub(super) fn rate(&self, scope: usize, kind: Kind) -> Option<Rate> {
         let s = self.scopes.get(scope)?;
         match kind {
@@ -229,7 +248,7 @@ impl KeyLimiter {
         scope: usize,
         limit: u64,
         retry_after_ms: u64,
-        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+        headers: Vec<ExtraHeader>,
     ) -> ApiError {
         if let Some(c) = &self.refused[kind as usize] {
             c.inc();

@@ -16,15 +16,16 @@ pub mod window;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 
 use crate::config::limits::LimitFallback;
 use crate::error::ApiError;
 use crate::resolve::Target;
 use crate::state::State;
+use crate::upstream::exchange::ExtraHeader;
 pub use compile::{KeyLimiter, Kind};
 use shared::SharedWindows;
-use window::{now_ns, reset_text, Standing};
+use window::{now_ns, Standing};
 
 /// The process's limiter: the Redis windows, connected on first use when shared.
 #[derive(Default)]
@@ -45,7 +46,7 @@ pub struct Lease {
     /// Counted in the key's requests in flight.
     in_flight: bool,
     /// `x-ratelimit-*` headers for the answer.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: Vec<ExtraHeader>,
 }
 
 impl Drop for Lease {
@@ -65,7 +66,7 @@ pub struct Exceeded {
     pub scope: Box<str>,
     pub limit: u64,
     pub retry_after_ms: u64,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: Vec<ExtraHeader>,
 }
 
 impl std::fmt::Display for Exceeded {
@@ -140,7 +141,7 @@ impl Limiter {
             Some(_) => self.fallback(state, k, lease.scopes, tokens)?,
             None => k.take_local(lease.scopes, tokens, now_ns()),
         };
-        lease.headers = headers(&verdicts);
+        lease.headers = headers(k, &verdicts);
         if let Some((i, kind, retry_ns)) = verdicts.iter().find_map(|(i, kind, v)| match v {
             Verdict::Wait { retry_ns, .. } => Some((*i, *kind, *retry_ns)),
             Verdict::Fits(_) => None,
@@ -214,7 +215,7 @@ impl Limiter {
 
 /// OpenAI's header trio for requests and for tokens, each from the applicable
 /// window with the least remaining.
-fn headers(verdicts: &[(usize, Kind, Verdict)]) -> Vec<(HeaderName, HeaderValue)> {
+fn headers(k: &KeyLimiter, verdicts: &[(usize, Kind, Verdict)]) -> Vec<ExtraHeader> {
     const NAMES: [[&str; 3]; 2] = [
         [
             "x-ratelimit-limit-requests",
@@ -232,22 +233,19 @@ fn headers(verdicts: &[(usize, Kind, Verdict)]) -> Vec<(HeaderName, HeaderValue)
         let tightest = verdicts
             .iter()
             .filter(|(_, k, _)| *k == kind)
-            .map(|(_, _, v)| match v {
-                Verdict::Fits(s) | Verdict::Wait { standing: s, .. } => *s,
+            .map(|(i, _, v)| match v {
+                Verdict::Fits(s) | Verdict::Wait { standing: s, .. } => (*i, *s),
             })
-            .min_by_key(|s| s.remaining);
-        let Some(s) = tightest else { continue };
-        let reset = HeaderValue::from_str(&reset_text(s.reset_ns));
-        out.push((
-            HeaderName::from_static(names[0]),
-            HeaderValue::from(s.limit),
-        ));
-        out.push((
-            HeaderName::from_static(names[1]),
-            HeaderValue::from(s.remaining),
-        ));
-        if let Ok(v) = reset {
-            out.push((HeaderName::from_static(names[2]), v));
+            .min_by_key(|(_, s)| s.remaining);
+        let Some((scope, s)) = tightest else { continue };
+        if let Some(limit) = k.limit_header(scope, kind) {
+            out.push((names[0], limit));
+        }
+        out.push((names[1], HeaderValue::from(s.remaining)));
+        let mut buf = [0u8; 32];
+        let n = window::write_reset(&mut buf, s.reset_ns);
+        if let Ok(v) = HeaderValue::from_bytes(&buf[..n]) {
+            out.push((names[2], v));
         }
     }
     out

@@ -130,26 +130,31 @@ impl Window {
     }
 }
 
-/// A duration as OpenAI's `x-ratelimit-reset-*` headers write it: `20ms`,
-/// `1.5s`, `6m0s`, `1h2m3s`.
-pub fn reset_text(ns: u64) -> String {
+/// Writes a duration as OpenAI's `x-ratelimit-reset-*` headers do (`20ms`,
+/// `1.5s`, `6m0s`, `1h2m3s`) into `buf` without allocating; returns its length.
+pub fn write_reset(buf: &mut [u8; 32], ns: u64) -> usize {
+    use std::io::Write;
+    let mut w = &mut buf[..];
     let ms = ns.div_ceil(1_000_000);
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
-    let (m, rest) = (rest / 60_000, rest % 60_000);
-    let secs = if rest % 1000 == 0 {
-        format!("{}s", rest / 1000)
+    let _ = if ms < 1000 {
+        write!(w, "{ms}ms")
     } else {
-        let s = format!("{}.{:03}", rest / 1000, rest % 1000);
-        format!("{}s", s.trim_end_matches('0'))
+        let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+        let (m, rest) = (rest / 60_000, rest % 60_000);
+        let _ = match (h, m) {
+            (0, 0) => Ok(()),
+            (0, m) => write!(w, "{m}m"),
+            (h, m) => write!(w, "{h}h{m}m"),
+        };
+        let (secs, frac) = (rest / 1000, rest % 1000);
+        match frac {
+            0 => write!(w, "{secs}s"),
+            f if f % 100 == 0 => write!(w, "{secs}.{}s", f / 100),
+            f if f % 10 == 0 => write!(w, "{secs}.{:02}s", f / 10),
+            f => write!(w, "{secs}.{f:03}s"),
+        }
     };
-    match (h, m) {
-        (0, 0) => secs,
-        (0, m) => format!("{m}m{secs}"),
-        (h, m) => format!("{h}h{m}m{secs}"),
-    }
+    32 - w.len()
 }
 
 #[cfg(test)]
@@ -212,6 +217,12 @@ mod tests {
         assert_eq!(admitted, 1000);
     }
 
+    fn reset_text(ns: u64) -> String {
+        let mut buf = [0u8; 32];
+        let n = write_reset(&mut buf, ns);
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
     #[test]
     fn reset_texts() {
         assert_eq!(reset_text(0), "0ms");
@@ -220,5 +231,7 @@ mod tests {
         assert_eq!(reset_text(12 * SEC), "12s");
         assert_eq!(reset_text(360 * SEC), "6m0s");
         assert_eq!(reset_text(3723 * SEC), "1h2m3s");
+        assert_eq!(reset_text(61_250_000_000), "1m1.25s");
+        assert_eq!(reset_text(u64::MAX), "5124095h34m33.71s");
     }
 }

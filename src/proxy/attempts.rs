@@ -2,7 +2,7 @@
 //! answers or the attempt budget is spent; then one clear error.
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderValue, Method};
 use pingora_proxy::Session;
 
 use super::ctx::Ctx;
@@ -13,7 +13,7 @@ use crate::metrics::metrics;
 use crate::request::Endpoint;
 use crate::resolve::Target;
 use crate::state::State;
-use crate::upstream::exchange::{Attempt, AttemptError, Cut, Failure, Relayed};
+use crate::upstream::exchange::{Attempt, AttemptError, Cut, ExtraHeader, Failure, Relayed};
 use crate::upstream::health::{self, now_ms, Outcome, Unusable};
 use crate::upstream::ProviderKey;
 use crate::upstream::{auth_header, request as upreq};
@@ -314,19 +314,15 @@ fn soonest_cooldown(state: &State, targets: &[Target]) -> u64 {
         .map_or(1, |ms| ms.div_ceil(1000).max(1))
 }
 
-fn response_headers(
-    state: &State,
-    target: &Target,
-    routed: bool,
-) -> Vec<(HeaderName, HeaderValue)> {
+fn response_headers(state: &State, target: &Target, routed: bool) -> Vec<ExtraHeader> {
     let mut h = Vec::with_capacity(2);
     let provider = &state.catalog.providers[target.provider].id;
     if let Ok(v) = HeaderValue::from_str(provider) {
-        h.push((HeaderName::from_static("x-tollgate-provider"), v));
+        h.push(("x-tollgate-provider", v));
     }
     if routed {
         if let Ok(v) = HeaderValue::from_bytes(target.upstream_model.as_bytes()) {
-            h.push((HeaderName::from_static("x-tollgate-model"), v));
+            h.push(("x-tollgate-model", v));
         }
     }
     h

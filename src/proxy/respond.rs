@@ -1,12 +1,12 @@
 //! Writing tollgate's own answers: JSON bodies and OpenAI-shaped errors.
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::ctx::Ctx;
 use crate::error::ApiError;
+use crate::upstream::exchange::ExtraHeader;
 
 /// Writes a complete response with `body` and the given extra headers.
 pub async fn json(
@@ -24,7 +24,7 @@ async fn json_with(
     status: u16,
     body: Bytes,
     headers: &[(&'static str, &str)],
-    built: &[(HeaderName, HeaderValue)],
+    built: &[ExtraHeader],
 ) -> pingora_error::Result<()> {
     let mut resp = ResponseHeader::build(status, Some(3 + headers.len() + built.len()))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
@@ -33,7 +33,7 @@ async fn json_with(
         resp.insert_header(*name, *value)?;
     }
     for (name, value) in built {
-        resp.insert_header(name.clone(), value.clone())?;
+        resp.insert_header(*name, value.clone())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
     session

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::http::v1::client::{
     http_req_header_to_wire, HttpSession as H1Session,
@@ -25,6 +25,10 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::UpstreamSettings;
 use crate::usage::Meter;
+
+/// A header tollgate adds to an answer. The name is static: Pingora keeps a
+/// case-preserving copy of each name, free for a `&'static str`.
+pub type ExtraHeader = (&'static str, HeaderValue);
 
 /// Largest error body read (to keep the connection pooled) before a retry.
 const DISCARD_LIMIT: usize = 64 * 1024;
@@ -112,7 +116,7 @@ pub struct Attempt<'a> {
     /// …except a 429, which tollgate answers itself when this is set.
     pub own_429: bool,
     /// Headers added to the client's response (`x-tollgate-*`).
-    pub extra: &'a [(HeaderName, HeaderValue)],
+    pub extra: &'a [ExtraHeader],
     pub settings: &'a UpstreamSettings,
 }
 
@@ -446,7 +450,7 @@ fn connect_failure(e: &pingora_error::Error) -> Failure {
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "upgrade"];
 
 /// Readies an upstream response header for the client.
-fn prepare_response(resp: &mut ResponseHeader, extra: &[(HeaderName, HeaderValue)]) {
+fn prepare_response(resp: &mut ResponseHeader, extra: &[ExtraHeader]) {
     for name in HOP_BY_HOP {
         if resp.headers.contains_key(*name) {
             resp.remove_header(*name);
@@ -461,7 +465,8 @@ fn prepare_response(resp: &mut ResponseHeader, extra: &[(HeaderName, HeaderValue
         let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
     }
     for (name, value) in extra {
-        let _ = resp.insert_header(name.clone(), value.clone());
+        // A `&'static str` name costs Pingora no copy for its case map.
+        let _ = resp.insert_header(*name, value.clone());
     }
 }
 
@@ -484,10 +489,7 @@ mod tests {
         let mut r = ResponseHeader::build(200, None).unwrap();
         r.insert_header("connection", "close").unwrap();
         r.insert_header("content-length", "5").unwrap();
-        let extra = [(
-            HeaderName::from_static("x-tollgate-provider"),
-            HeaderValue::from_static("openai"),
-        )];
+        let extra = [("x-tollgate-provider", HeaderValue::from_static("openai"))];
         prepare_response(&mut r, &extra);
         assert!(r.headers.get("connection").is_none());
         assert_eq!(r.headers["x-tollgate-provider"], "openai");
