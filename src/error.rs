@@ -35,6 +35,8 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("request body exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("\"model\" {0}")]
+    InvalidModel(&'static str),
     #[error("request headers exceed the limit of {limit} bytes")]
     HeadersTooLarge { limit: usize },
     #[error("the request body did not arrive within {0:?}")]
@@ -73,6 +75,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             BadBody(_)
+            | InvalidModel(_)
             | UnsupportedEndpoint { .. }
             | InvalidPath(_)
             | ClientBody
@@ -128,6 +131,7 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             TooLarge { .. } => "request_too_large",
             ClientBody => "invalid_body",
+            InvalidModel(_) => "invalid_model",
             HeadersTooLarge { .. } => "headers_too_large",
             BodyTimeout(_) => "request_timeout",
             Overloaded => "overloaded",
@@ -151,6 +155,7 @@ impl ApiError {
             BadBody(ScanError::MissingModel | ScanError::DuplicateModel)
             | BadBody(ScanError::ModelNotString | ScanError::EmptyModel)
             | ModelNotFound { .. }
+            | InvalidModel(_)
             | ModelNotAllowed(_)
             | ModelNotMultimodal(_)
             | UnsupportedEndpoint { .. } => Some("model"),

@@ -36,7 +36,32 @@ impl LoadError {
             file: file.to_string(),
             line,
             column,
-            reason: e.to_string(),
+            reason: redact_values(&e.to_string()),
         }
     }
+}
+
+/// A serde message without the values it quotes (`invalid type: string
+/// "sk-…", expected u64`): a value in the wrong place may be a secret.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match c {
+            '"' if quoted => {
+                quoted = false;
+                out.push_str("…\"");
+            }
+            '"' => {
+                quoted = true;
+                out.push('"');
+            }
+            _ if quoted => {}
+            c => out.push(c),
+        }
+    }
+    if quoted {
+        out.push_str("…\"");
+    }
+    out
 }

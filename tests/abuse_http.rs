@@ -126,7 +126,6 @@ fn broken_chunked_bodies_are_refused_and_reach_no_one() {
 /// it must close (RFC 9112 §6.3, §7.1), or bytes a front proxy framed differently
 /// are served as a request of their own.
 #[test]
-#[ignore = "BUG: a 400 for a broken chunked body says keep-alive and serves what follows as a new request"]
 fn a_broken_chunked_body_closes_the_connection() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);
@@ -249,7 +248,6 @@ fn pipelined_requests_are_never_mixed_up() {
 }
 
 #[test]
-#[ignore = "BUG: the second of two pipelined requests is dropped (pingora's pipelining is off), after a response that said keep-alive"]
 fn pipelined_requests_are_answered_in_order() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);
@@ -326,7 +324,7 @@ async fn slowloris_clients_do_not_starve_others() {
 /// 60 s for the whole header; pingora's read timeout is per read, so one byte
 /// every 200 ms keeps a connection forever).
 #[test]
-#[ignore = "BUG: no deadline for a whole request header: a client trickling one byte per 200 ms holds its connection forever"]
+#[ignore = "LIMITATION (Pingora 0.9): the first request header is read before tollgate runs, with only a per-read timeout (60 s); see README Security"]
 fn an_endless_trickled_header_is_cut_off() {
     const BOUND: Duration = Duration::from_secs(20);
     let mock = MockProvider::new().start();

@@ -143,7 +143,6 @@ fn proxy_paths_never_climb_out_of_the_provider() {
 }
 
 #[test]
-#[ignore = "BUG: /proxy/ forwards `..;` segments, which servers with path parameters (Tomcat, Spring) resolve as `..`"]
 fn proxy_refuses_dot_segments_with_parameters() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock);

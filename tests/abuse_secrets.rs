@@ -147,7 +147,6 @@ fn check_never_prints_the_secrets_it_was_given() {
 }
 
 #[test]
-#[ignore = "BUG: `tollgate check` echoes a secret in serde type errors (`access_keys: [tg-…]`, `keys: [sk-…]`)"]
 fn check_type_errors_never_echo_the_secret_value() {
     let mock = MockProvider::new().start();
     let broken = [

@@ -247,7 +247,10 @@ async fn one_access_log_line_per_request_without_secrets() {
         ))
         .start();
     assert_eq!(send(&gw, "gpt-4o", false).await.status(), 200);
-    assert_eq!(send(&gw, "gpt-4x\\u0007\\\"", false).await.status(), 404);
+    assert_eq!(
+        send(&gw, "gpt-4x \\\"quoted\\\"", false).await.status(),
+        404
+    );
     let mut lines = Vec::new();
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -218,9 +218,15 @@ async fn dispatch(
 fn edge_limits(gw: &Gateway, state: &State, session: &mut Session) -> Result<(), ApiError> {
     let d = &state.config.downstream;
     session.set_read_timeout(Some(d.read_timeout));
+    // Requests pipelined on one connection are answered in order (Pingora
+    // drops all but the first by default).
+    session.set_pipelining_enabled(true);
     if gw.draining.load(Ordering::Relaxed) {
         session.set_keepalive(None);
-    } else {
+    } else if session.get_keepalive().is_some() {
+        // Only where Pingora keeps the connection: not for `Connection: close`,
+        // HTTP/1.0, or both Content-Length and Transfer-Encoding (RFC 9112
+        // §6.3: answer, then close).
         session.set_keepalive(Some(d.keepalive_timeout.as_secs().max(1)));
     }
     if let Some(max) = d.max_requests_in_flight {

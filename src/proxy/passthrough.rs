@@ -94,7 +94,9 @@ pub fn split(rest: &str) -> Result<(&str, &str), ApiError> {
             return Err(ApiError::InvalidPath("empty path segments are not allowed"));
         }
         let decoded = percent_decode_str(seg).decode_utf8_lossy();
-        if decoded == "." || decoded == ".." {
+        // `..;x` is `..` to servers that take path parameters (Tomcat, Spring).
+        let name = decoded.split(';').next().unwrap_or_default();
+        if name == "." || name == ".." {
             return Err(ApiError::InvalidPath(
                 "`.` and `..` segments are not allowed",
             ));
@@ -136,6 +138,9 @@ mod tests {
             "openai/%2E%2e/x",
             "openai/.%2e/x",
             "openai/./x",
+            "openai/..;/admin",
+            "openai/a/.;x/b",
+            "openai/%2e%2e%3b/x",
             "openai//evil.com/x",
             "openai/a%2fb",
             "openai/a%5Cb",

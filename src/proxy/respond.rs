@@ -53,6 +53,17 @@ pub async fn error(
 ) -> pingora_error::Result<()> {
     ctx.response.status = err.status();
     ctx.response.error = Some(err.code());
+    if matches!(
+        err,
+        ApiError::ClientBody
+            | ApiError::TooLarge { .. }
+            | ApiError::BodyTimeout(_)
+            | ApiError::HeadersTooLarge { .. }
+    ) {
+        // Where this request's body ends is unknown or unread: whatever
+        // follows on the connection must never be taken for a new request.
+        session.set_keepalive(None);
+    }
     let mut headers = Vec::with_capacity(3);
     if let Some(allow) = err.allow() {
         headers.push(("allow", allow));

@@ -58,6 +58,7 @@ pub async fn handle(
         }
         None => (&raw, &first),
     };
+    check_model(&scanned.model)?;
     let targets = resolve(&state.catalog, &state.routes, &scanned.model).ok_or_else(|| {
         let hint = match state.catalog.closest_names(&scanned.model).as_slice() {
             [] => String::new(),
@@ -99,6 +100,23 @@ pub async fn handle(
         endpoint: Some(endpoint),
     };
     attempts::run(gw, state, session, ctx, &plan).await
+}
+
+/// Longest model name accepted (catalog IDs are far shorter; an unlisted
+/// `provider:model` goes upstream and into a response header as written).
+const MODEL_LIMIT: usize = 512;
+
+/// A model name must fit in a header and a log line as it is.
+fn check_model(model: &str) -> Result<(), ApiError> {
+    if model.len() > MODEL_LIMIT {
+        return Err(ApiError::InvalidModel("is longer than 512 bytes"));
+    }
+    if model.chars().any(char::is_control) {
+        return Err(ApiError::InvalidModel(
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Tokens a request is expected to use, for rate limits: its bytes / 4 as

@@ -236,8 +236,9 @@ impl Exchanger {
             body_bytes += chunk.len() as u64;
             let mut out = Batch::new(meter.observe(&chunk).unwrap_or(chunk));
             // Chunks that have already arrived go out with this one, in one write;
-            // nothing waits for data that has not (no added latency).
-            loop {
+            // nothing waits for data that has not (no added latency). A batch is
+            // bounded, so a fast provider cannot make tollgate hold much at once.
+            while out.len() < BATCH_LIMIT {
                 let next = {
                     let read = std::pin::pin!(up.read_body_bytes());
                     poll_now(read)
@@ -372,6 +373,9 @@ fn poll_now<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Option<F::Outpu
     }
 }
 
+/// Most bytes coalesced into one write to the client.
+const BATCH_LIMIT: usize = 64 * 1024;
+
 /// Body chunks relayed together: no copy for one, one buffer for several.
 enum Batch {
     One(Bytes),
@@ -395,6 +399,13 @@ impl Batch {
                 *self = Batch::Many(joined);
             }
             Batch::Many(joined) => joined.extend_from_slice(&more),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Batch::One(b) => b.len(),
+            Batch::Many(m) => m.len(),
         }
     }
 

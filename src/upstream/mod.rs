@@ -227,9 +227,24 @@ fn fill_placeholders(url: &str, prefix: &str, env: Env<'_>) -> (String, Option<S
     (out, None)
 }
 
+/// A base URL fit for a message: any `user:password@` replaced.
+fn shown(base: &str) -> String {
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    }
+}
+
 impl Endpoint {
-    pub fn parse(base: &str) -> Result<Endpoint, String> {
-        let url = url::Url::parse(base).map_err(|e| format!("base URL `{base}`: {e}"))?;
+    pub fn parse(raw: &str) -> Result<Endpoint, String> {
+        let base = &shown(raw);
+        let url = url::Url::parse(raw).map_err(|e| format!("base URL `{base}`: {e}"))?;
         let tls = match url.scheme() {
             "https" => true,
             "http" => false,
