@@ -144,10 +144,16 @@ impl State {
                     .ok()
             });
             limits.push(k.limits.as_ref().and_then(|spec| {
-                KeyLimiter::compile(&k.name, spec, &catalog, &routes)
-                    .map_err(|reason| problems.push(invalid(at(), reason)))
-                    .ok()
-                    .map(Arc::new)
+                KeyLimiter::compile(
+                    &k.name,
+                    spec,
+                    &catalog,
+                    &routes,
+                    &config.ledger.redis_prefix,
+                )
+                .map_err(|reason| problems.push(invalid(at(), reason)))
+                .ok()
+                .map(Arc::new)
             }));
         }
         match problems.len() {

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 type Make<S> = Box<dyn Fn(&Handle) -> Result<Arc<S>, String> + Send + Sync>;
 
 /// The runtime thread of this process and the state `S` made for it.
-pub(crate) struct Engine<S> {
+pub(super) struct Engine<S> {
     running: Mutex<Option<Running<S>>>,
     make: Make<S>,
 }
@@ -30,7 +30,7 @@ struct Running<S> {
 
 impl<S: Send + Sync + 'static> Engine<S> {
     /// An engine, not started yet, whose state `make` creates on each start.
-    pub(crate) fn new(
+    pub(super) fn new(
         make: impl Fn(&Handle) -> Result<Arc<S>, String> + Send + Sync + 'static,
     ) -> Self {
         Engine {
@@ -41,7 +41,7 @@ impl<S: Send + Sync + 'static> Engine<S> {
 
     /// The runtime's handle and state, starting the thread first if this process has none yet
     /// (the first call waits for the thread to come up).
-    pub(crate) fn get(&self) -> Result<(Handle, Arc<S>), String> {
+    pub(super) fn get(&self) -> Result<(Handle, Arc<S>), String> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let pid = std::process::id();
         if let Some(r) = running.as_ref().filter(|r| r.pid == pid) {
@@ -65,7 +65,7 @@ impl<S: Send + Sync + 'static> Engine<S> {
 
     /// Runs the future `f` makes on the engine's runtime and waits for its result from any
     /// runtime.
-    pub(crate) async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
+    pub(super) async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
     where
         F: FnOnce(Arc<S>) -> Fut,
         Fut: Future<Output = Result<T, String>> + Send + 'static,

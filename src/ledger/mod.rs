@@ -14,7 +14,7 @@
 //! A [`Reservation`] that is dropped without being settled or released (a cancelled request
 //! future) releases itself, so abandoned requests do not hold a key's budget forever.
 
-pub(crate) mod engine;
+mod engine;
 mod fallback;
 mod file;
 mod record;

@@ -54,6 +54,9 @@ struct Scope {
     tokens: Option<Window>,
     /// `x-ratelimit-limit-*` values, made once.
     limit_headers: [Option<HeaderValue>; 2],
+    /// Redis keys of the requests and tokens windows, made once:
+    /// `<prefix>rl:{<key name>}:<scope>:<kind>` (one hash slot per access key).
+    redis_keys: [Box<str>; 2],
 }
 
 /// One access key's limits, shared by every request of the key (and carried
@@ -76,11 +79,23 @@ impl KeyLimiter {
         spec: &KeyLimits,
         catalog: &Catalog,
         routes: &Routes,
+        redis_prefix: &str,
     ) -> Result<KeyLimiter, String> {
         let mut scopes = Vec::new();
+        let redis_key = |label: &str, kind: Kind| -> Box<str> {
+            let scope = match label {
+                "" => "key".to_string(),
+                l => l.replacen(' ', ":", 1),
+            };
+            format!("{redis_prefix}rl:{{{name}}}:{scope}:{}", kind.label()).into()
+        };
         let window = |limit: Option<u64>| limit.map(|l| Window::new(Rate::per_minute(l)));
         let mut push = |label: String, applies: Applies, r: &Rates| {
             scopes.push(Scope {
+                redis_keys: [
+                    redis_key(&label, Kind::Requests),
+                    redis_key(&label, Kind::Tokens),
+                ],
                 label: label.into(),
                 applies,
                 requests: window(r.requests),
@@ -189,12 +204,10 @@ impl KeyLimiter {
         }
     }
 
-    /// The scope's name in Redis keys: `key`, `model:NAME`, `provider:ID`.
-    pub(super) fn scope_key(&self, scope: usize) -> String {
-        match self.scopes.get(scope).map(|s| &*s.label) {
-            None | Some("") => "key".into(),
-            Some(label) => label.replacen(' ', ":", 1),
-        }
+    /// The Redis key of a window.
+    pub(super) fn redis_key(&self, scope: usize, kind: Kind) -> &str {
+        let i = usize::from(kind == Kind::Tokens);
+        self.scopes.get(scope).map_or("", |s| &s.redis_keys[i])
     }
 
     /// Takes from this process's windows, all or none.

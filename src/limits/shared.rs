@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -22,7 +22,6 @@ use tokio::sync::{mpsc, OnceCell};
 
 use super::window::{Rate, Standing};
 use super::{KeyLimiter, Kind, Verdict};
-use crate::ledger::engine::Engine;
 
 /// Takes from every window or none. ARGV: per window, its interval (µs),
 /// cost and checked cost. Returns {admitted, then per window: µs its TAT is
@@ -84,42 +83,32 @@ const DOWN_FOR_MS: u64 = 1000;
 /// How often summed corrections are written.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
-/// The Redis side, on the engine's runtime.
-struct Conn {
+/// Corrections queued for the writer: (access key's hash tag, [(window key, µs)]).
+type Correction = (String, Vec<(Box<str>, f64)>);
+
+/// The Redis side. Its connection and correction writer are made on first use,
+/// on the runtime of the request that needed them (the proxy service's, which
+/// lives as long as the process); calls go out from the request's own task.
+pub struct SharedWindows {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,
     take: Script,
-    adjust: Script,
+    adjust: Arc<Script>,
     timeout: Duration,
-    corrections: mpsc::UnboundedSender<(String, Vec<(String, f64)>)>,
-}
-
-pub struct SharedWindows {
-    engine: Engine<Conn>,
-    prefix: String,
+    corrections: OnceLock<mpsc::UnboundedSender<Correction>>,
     /// Until when (ms since the window epoch) Redis counts as down.
     down_until: AtomicU64,
 }
 
 impl SharedWindows {
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Arc<SharedWindows>, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let engine = Engine::new(move |handle| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let conn = Arc::new(Conn {
-                client: client.clone(),
-                conn: OnceCell::new(),
-                take: Script::new(TAKE),
-                adjust: Script::new(ADJUST),
-                timeout,
-                corrections: tx,
-            });
-            handle.spawn(flush(Arc::downgrade(&conn), rx));
-            Ok(conn)
-        });
+    pub fn new(url: &str, _prefix: &str, timeout: Duration) -> Result<Arc<SharedWindows>, String> {
         Ok(Arc::new(SharedWindows {
-            engine,
-            prefix: prefix.to_string(),
+            client: redis::Client::open(url).map_err(|e| e.to_string())?,
+            conn: OnceCell::new(),
+            take: Script::new(TAKE),
+            adjust: Arc::new(Script::new(ADJUST)),
+            timeout,
+            corrections: OnceLock::new(),
             down_until: AtomicU64::new(0),
         }))
     }
@@ -137,17 +126,22 @@ impl SharedWindows {
         }
     }
 
-    fn key(&self, k: &KeyLimiter, scope: usize, kind: Kind) -> String {
-        format!(
-            "{}rl:{{{}}}:{}:{}",
-            self.prefix,
-            k.name,
-            k.scope_key(scope),
-            kind.label()
-        )
+    /// The connection, made on first use (within the timeout).
+    async fn conn(&self) -> Result<ConnectionManager, String> {
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout);
+        let make = || ConnectionManager::new_with_config(self.client.clone(), config);
+        match tokio::time::timeout(self.timeout, self.conn.get_or_try_init(make)).await {
+            Ok(Ok(c)) => Ok(c.clone()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no connection within {:?}", self.timeout)),
+        }
     }
 
-    /// Takes one request and `tokens` from the windows of `mask`, all or none.
+    /// Takes one request and `tokens` from the windows of `mask`, all or none:
+    /// one script call.
     pub(super) async fn take(
         &self,
         k: &KeyLimiter,
@@ -158,30 +152,21 @@ impl SharedWindows {
             .windows(mask)
             .map(|(i, kind, w)| (i, kind, w.rate))
             .collect();
-        let keys: Vec<String> = windows
-            .iter()
-            .map(|&(i, kind, _)| self.key(k, i, kind))
-            .collect();
-        let mut args: Vec<String> = Vec::with_capacity(windows.len() * 3);
-        for &(_, kind, rate) in &windows {
+        let mut inv = self.take.prepare_invoke();
+        for &(i, kind, rate) in &windows {
             let cost = if kind == Kind::Tokens { tokens } else { 1 };
-            args.push(format!("{:.3}", rate.interval_ns as f64 / 1000.0));
-            args.push(cost.to_string());
-            args.push(cost.min(rate.limit).to_string());
+            inv.key(k.redis_key(i, kind))
+                .arg(rate.interval_ns as f64 / 1000.0)
+                .arg(cost)
+                .arg(cost.min(rate.limit));
         }
-        let reply: Vec<i64> = self
-            .engine
-            .run(move |c| async move {
-                let mut inv = c.take.prepare_invoke();
-                for key in &keys {
-                    inv.key(key);
-                }
-                for a in &args {
-                    inv.arg(a);
-                }
-                c.call(&inv).await
-            })
-            .await?;
+        let mut conn = self.conn().await?;
+        let reply: Vec<i64> =
+            match tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn)).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("no answer within {:?}", self.timeout)),
+            };
         if reply.len() != 1 + 2 * windows.len() {
             return Err(format!("unexpected reply of {} values", reply.len()));
         }
@@ -205,61 +190,36 @@ impl SharedWindows {
             .collect())
     }
 
-    /// Queues a correction of `delta` tokens for the token windows of `mask`.
-    pub(super) fn adjust(&self, k: &KeyLimiter, mask: u64, delta: i64) {
-        let windows: Vec<(String, f64)> = k
+    /// Queues a correction of `delta` tokens for the token windows of `mask`
+    /// (written by a background task, off the request path).
+    pub(super) fn adjust(self: &Arc<Self>, k: &KeyLimiter, mask: u64, delta: i64) {
+        let windows: Vec<(Box<str>, f64)> = k
             .windows(mask)
             .filter(|(_, kind, _)| *kind == Kind::Tokens)
             .map(|(i, kind, w)| {
                 let us = delta as f64 * w.rate.interval_ns as f64 / 1000.0;
-                (self.key(k, i, kind), us)
+                (k.redis_key(i, kind).into(), us)
             })
             .collect();
         if windows.is_empty() {
             return;
         }
-        let group = format!("{}rl:{{{}}}", self.prefix, k.name);
-        match self.engine.get() {
-            Ok((_, c)) => {
-                let _ = c.corrections.send((group, windows));
-            }
-            Err(e) => log::warn!("rate limits: correction lost: {e}"),
-        }
-    }
-}
-
-impl Conn {
-    async fn call<T: redis::FromRedisValue>(
-        &self,
-        inv: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, String> {
-        let run = async {
-            let config = ConnectionManagerConfig::new()
-                .set_number_of_retries(1)
-                .set_connection_timeout(self.timeout)
-                .set_response_timeout(self.timeout);
-            let new = || ConnectionManager::new_with_config(self.client.clone(), config);
-            let mut conn = self.conn.get_or_try_init(new).await?.clone();
-            inv.invoke_async(&mut conn).await
-        };
-        match tokio::time::timeout(self.timeout, run).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
-        }
+        let tx = self.corrections.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(flush(Arc::downgrade(self), rx));
+            tx
+        });
+        let _ = tx.send((k.name.to_string(), windows));
     }
 }
 
 /// Sums queued corrections and writes them, one script call per access key,
-/// until the engine stops.
-async fn flush(
-    conn: std::sync::Weak<Conn>,
-    mut rx: mpsc::UnboundedReceiver<(String, Vec<(String, f64)>)>,
-) {
+/// until the windows are gone.
+async fn flush(windows: Weak<SharedWindows>, mut rx: mpsc::UnboundedReceiver<Correction>) {
     while let Some(first) = rx.recv().await {
         tokio::time::sleep(FLUSH_EVERY).await;
-        let mut groups: HashMap<String, HashMap<String, f64>> = HashMap::new();
-        let mut add = |(group, windows): (String, Vec<(String, f64)>)| {
+        let mut groups: HashMap<String, HashMap<Box<str>, f64>> = HashMap::new();
+        let mut add = |(group, windows): Correction| {
             let g = groups.entry(group).or_default();
             for (key, us) in windows {
                 *g.entry(key).or_default() += us;
@@ -269,14 +229,21 @@ async fn flush(
         while let Ok(more) = rx.try_recv() {
             add(more);
         }
-        let Some(c) = conn.upgrade() else { return };
+        let Some(w) = windows.upgrade() else { return };
+        let Ok(mut conn) = w.conn().await else {
+            log::warn!("rate limits: corrections not written: Redis unreachable");
+            continue;
+        };
         for windows in groups.into_values() {
-            let mut inv = c.adjust.prepare_invoke();
+            let mut inv = w.adjust.prepare_invoke();
             for (key, us) in &windows {
-                inv.key(key).arg(format!("{us:.0}"));
+                inv.key(&**key).arg(format!("{us:.0}"));
             }
-            if let Err(e) = c.call::<i64>(&inv).await {
-                log::warn!("rate limits: correction not written: {e}");
+            let call = inv.invoke_async::<i64>(&mut conn);
+            match tokio::time::timeout(w.timeout, call).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => log::warn!("rate limits: correction not written: {e}"),
+                Err(_) => log::warn!("rate limits: correction not written: timeout"),
             }
         }
     }
