@@ -19,20 +19,6 @@ fn gateway(mock: &MockHandle) -> Gateway {
         .start()
 }
 
-/// The sum of the series of `name` whose labels include all of `labels`.
-fn sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
-
 /// Scrapes until `ready` holds for the text (settlement runs just after the last
 /// byte, counters one after the other), or 3 s have passed; returns the last text.
 async fn scrape_until(gw: &Gateway, ready: impl Fn(&str) -> bool) -> String {
@@ -48,7 +34,10 @@ async fn scrape_until(gw: &Gateway, ready: impl Fn(&str) -> bool) -> String {
 
 /// Scrapes until `tollgate_requests_total` reaches `total`.
 async fn scrape_at(gw: &Gateway, total: f64) -> String {
-    scrape_until(gw, |m| sum(m, "tollgate_requests_total", &[]) >= total).await
+    scrape_until(gw, |m| {
+        metric_sum(m, "tollgate_requests_total", &[]) >= total
+    })
+    .await
 }
 
 /// Bodies that must be refused with a 4xx and reach no one.
@@ -142,7 +131,7 @@ async fn the_model_billed_is_the_model_the_provider_parsed() {
     // Up to 512 bytes (longer is refused: see the next test).
     bodies.push(format!(r#"{{"model":"openai:{}"}}"#, "x".repeat(505)));
     // (the harness's readiness probes count too)
-    let base = sum(&gw.scrape().await, "tollgate_requests_total", &[]);
+    let base = metric_sum(&gw.scrape().await, "tollgate_requests_total", &[]);
     for (i, body) in bodies.iter().enumerate() {
         let shown = &body[..body.len().min(80)];
         let before = scrape_at(&gw, base + i as f64).await;
@@ -166,14 +155,14 @@ async fn the_model_billed_is_the_model_the_provider_parsed() {
         assert_eq!(sent, original, "{shown}");
         // The metrics count it once, under that model (or `unlisted`).
         let total = base + i as f64 + 1.0;
-        let tokens_before = sum(&before, "tollgate_tokens_total", &[]);
+        let tokens_before = metric_sum(&before, "tollgate_tokens_total", &[]);
         let after = scrape_until(&gw, |m| {
-            sum(m, "tollgate_requests_total", &[]) >= total
-                && sum(m, "tollgate_tokens_total", &[]) >= tokens_before + 18.0
+            metric_sum(m, "tollgate_requests_total", &[]) >= total
+                && metric_sum(m, "tollgate_tokens_total", &[]) >= tokens_before + 18.0
         })
         .await;
         let delta = |name: &str, labels: &[(&str, &str)]| {
-            sum(&after, name, labels) - sum(&before, name, labels)
+            metric_sum(&after, name, labels) - metric_sum(&before, name, labels)
         };
         assert_eq!(delta("tollgate_requests_total", &[]), 1.0, "{shown}");
         let label = if delta("tollgate_requests_total", &[("model", &parsed)]) == 1.0 {

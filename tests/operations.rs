@@ -28,6 +28,13 @@ async fn send(gw: &Gateway, model: &str, stream: bool) -> reqwest::Response {
         .unwrap()
 }
 
+/// Rewrites the gateway's config file, sends SIGHUP and waits for the reload.
+async fn reload(gw: &Gateway, yaml: &str) {
+    std::fs::write(gw.config_path(), yaml).unwrap();
+    gw.signal("HUP");
+    logged(gw, "reload: ok").await;
+}
+
 /// Waits for the gateway to log `line`.
 async fn logged(gw: &Gateway, line: &str) {
     for _ in 0..200 {
@@ -55,13 +62,7 @@ async fn sighup_reloads_and_a_broken_file_keeps_the_old_config() {
     // A stream that outlives the reload, on the old config.
     let stream = send(&gw, "fast", true).await;
     assert_eq!(stream.status(), 200);
-    std::fs::write(
-        gw.config_path(),
-        config("  fast: [gpt-4o-mini]\n  quick: [gpt-4o]\n"),
-    )
-    .unwrap();
-    gw.signal("HUP");
-    logged(&gw, "reload: ok").await;
+    reload(&gw, &config("  fast: [gpt-4o-mini]\n  quick: [gpt-4o]\n")).await;
     let resp = send(&gw, "quick", false).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-tollgate-model"], "gpt-4o");
@@ -118,13 +119,7 @@ async fn key_health_survives_a_reload() {
             .count()
     };
     assert_eq!(revoked(), 1, "a 401 takes the key out");
-    std::fs::write(
-        gw.config_path(),
-        config("  fast: [gpt-4o-mini]\n  quick: [gpt-4o]\n"),
-    )
-    .unwrap();
-    gw.signal("HUP");
-    logged(&gw, "reload: ok").await;
+    reload(&gw, &config("  fast: [gpt-4o-mini]\n  quick: [gpt-4o]\n")).await;
     for _ in 0..4 {
         assert_eq!(send(&gw, "gpt-4o", false).await.status(), 200);
     }
@@ -178,8 +173,7 @@ async fn sigusr2_upgrades_without_refusing_or_cutting() {
         .chunks(40)
         .chunk_delay(Duration::from_millis(50))
         .start();
-    let dir = std::env::temp_dir().join(format!("tollgate-upgrade-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir();
     let conf = dir.join("pingora.yaml");
     std::fs::write(
         &conf,
@@ -235,8 +229,7 @@ async fn sigusr2_upgrades_without_refusing_or_cutting() {
 #[tokio::test]
 async fn one_access_log_line_per_request_without_secrets() {
     let mock = MockProvider::new().usage(12, 34).start();
-    let dir = std::env::temp_dir().join(format!("tollgate-access-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir();
     let path = dir.join("access.log");
     let gw = Gateway::builder()
         .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
@@ -293,8 +286,7 @@ async fn one_access_log_line_per_request_without_secrets() {
 #[tokio::test]
 async fn sighup_reloads_the_catalog_file() {
     let mock = MockProvider::new().start();
-    let dir = std::env::temp_dir().join(format!("tollgate-catalog-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir();
     let catalog = dir.join("catalog.yaml");
     let original =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/catalog.yaml")).unwrap();

@@ -41,8 +41,7 @@ async fn soak_with_failing_keys_and_hangups() {
             .chunk_delay(Duration::from_millis(3))
             .start(),
     );
-    let dir = std::env::temp_dir().join(format!("tollgate-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir();
     let ledger = dir.join("ledger.log");
     let mut gw = Gateway::builder()
         .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-good,sk-flaky")
@@ -135,11 +134,11 @@ async fn soak_with_failing_keys_and_hangups() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let metrics = gw.scrape().await;
-    let charged: u64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("tollgate_credits_spent_microusd_total{access_key=\"soak\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64;
+    let charged = metric_sum(
+        &metrics,
+        "tollgate_credits_spent_microusd_total",
+        &[("access_key", "soak")],
+    ) as u64;
     // A graceful stop flushes the ledger; then read it back.
     gw.signal("TERM");
     gw.wait_exit(Duration::from_secs(10))

@@ -32,27 +32,13 @@ fn status(code: u16, body: &str) -> Fault {
     }
 }
 
-/// The sum of the series of `name` whose lines contain every `label="value"`.
-fn sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
-
 /// Requests counted for gpt-4o, once settlement has caught up with `expected`
 /// (or after 3 s): the metrics text.
 async fn counted(gw: &Gateway, expected: f64) -> String {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let m = gw.scrape().await;
-        let n = sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]);
+        let n = metric_sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]);
         if n >= expected || Instant::now() > deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
             return gw.scrape().await;
@@ -64,12 +50,12 @@ async fn counted(gw: &Gateway, expected: f64) -> String {
 async fn assert_counted_once(gw: &Gateway, status: &str) -> String {
     let m = counted(gw, 1.0).await;
     assert_eq!(
-        sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
+        metric_sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
         1.0,
         "{m}"
     );
     assert_eq!(
-        sum(
+        metric_sum(
             &m,
             "tollgate_requests_total",
             &[("model", "gpt-4o"), ("status", status)]
@@ -105,7 +91,7 @@ async fn a_200_that_is_not_json_is_relayed_as_is_and_counted_once() {
     assert_eq!(resp.text().await.unwrap(), "{\"id\":\"x\",\"choices\":[{");
     let m = assert_counted_once(&gw, "200").await;
     assert_eq!(
-        sum(&m, "tollgate_tokens_total", &[("model", "gpt-4o")]),
+        metric_sum(&m, "tollgate_tokens_total", &[("model", "gpt-4o")]),
         0.0,
         "{m}"
     );
@@ -122,9 +108,9 @@ async fn a_200_carrying_an_error_body_is_relayed_and_costs_nothing() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), body);
     let m = assert_counted_once(&gw, "200").await;
-    assert_eq!(sum(&m, "tollgate_tokens_total", &[]), 0.0, "{m}");
+    assert_eq!(metric_sum(&m, "tollgate_tokens_total", &[]), 0.0, "{m}");
     assert_eq!(
-        sum(&m, "tollgate_credits_spent_microusd_total", &[]),
+        metric_sum(&m, "tollgate_credits_spent_microusd_total", &[]),
         0.0,
         "{m}"
     );
@@ -154,7 +140,11 @@ async fn a_truncated_stream_ends_in_an_error_event_and_is_counted_once() {
     assert!(text.contains("\"upstream_stream_cut\""), "{text}");
     assert!(!text.contains("[DONE]"), "{text}");
     let m = assert_counted_once(&gw, "200").await;
-    assert_eq!(sum(&m, "tollgate_responses_aborted_total", &[]), 1.0, "{m}");
+    assert_eq!(
+        metric_sum(&m, "tollgate_responses_aborted_total", &[]),
+        1.0,
+        "{m}"
+    );
     assert_eq!(
         mock.request_count(),
         1,
@@ -199,12 +189,12 @@ async fn huge_response_headers_are_relayed_or_a_clear_502() {
     assert_still_serves(&gw, &mock).await;
     let m = counted(&gw, 5.0).await;
     assert_eq!(
-        sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
+        metric_sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
         5.0,
         "{m}"
     );
     assert_eq!(
-        sum(&m, "tollgate_requests_total", &[("status", "502")]),
+        metric_sum(&m, "tollgate_requests_total", &[("status", "502")]),
         3.0,
         "{m}"
     );
@@ -265,7 +255,7 @@ async fn an_endless_body_to_a_stalled_client_is_not_buffered() {
     assert_still_serves(&gw, &mock).await;
     let m = counted(&gw, 4.0).await;
     assert_eq!(
-        sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
+        metric_sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
         4.0,
         "{m}"
     );
@@ -308,7 +298,7 @@ async fn an_endless_body_to_a_fast_client_is_streamed_not_accumulated() {
     assert_still_serves(&gw, &mock).await;
     let m = counted(&gw, 4.0).await;
     assert_eq!(
-        sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
+        metric_sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
         4.0,
         "{m}"
     );
@@ -364,11 +354,15 @@ async fn a_dripping_body_is_relayed_as_it_arrives() {
     );
     let m = counted(&gw, 1.0).await;
     assert_eq!(
-        sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
+        metric_sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
         1.0,
         "{m}"
     );
-    assert_eq!(sum(&m, "tollgate_responses_aborted_total", &[]), 1.0, "{m}");
+    assert_eq!(
+        metric_sum(&m, "tollgate_responses_aborted_total", &[]),
+        1.0,
+        "{m}"
+    );
 }
 
 /// One request against the current fault, by a client's own key (no managed
@@ -441,7 +435,7 @@ async fn three_hundred_faulty_requests_leak_nothing() {
     // Every request counted once.
     let m = counted(&gw, 381.0).await;
     assert_eq!(
-        sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
+        metric_sum(&m, "tollgate_requests_total", &[("model", "gpt-4o")]),
         381.0
     );
 }

@@ -53,7 +53,8 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn temp_dir() -> PathBuf {
+/// A fresh directory for one test's files.
+pub fn temp_dir() -> PathBuf {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("tollgate-test-{}-{n}", std::process::id()));
@@ -281,4 +282,18 @@ pub async fn error_code(resp: reqwest::Response) -> (u16, String) {
     );
     assert!(v["error"]["type"].is_string(), "OpenAI-shaped error: {v}");
     (status, code)
+}
+
+/// The sum of the series of metric `name` whose labels include every `label="value"`.
+pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
