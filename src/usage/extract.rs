@@ -90,7 +90,23 @@ impl Extract {
     /// Handles the raw value found at the format's usage path: a JSON body's top-level
     /// `usage`, or the usage of an event too large to buffer.
     pub(crate) fn captured(&mut self, value: &[u8]) {
-        let usage = match self.format {
+        let usage = self.parse_usage(value);
+        if usage.is_some() {
+            self.usage = usage;
+            self.complete = true;
+        }
+    }
+
+    /// Handles a JSON body's top-level `usage` member. The last one in the document
+    /// wins, as with serde_json: a later `usage` that is not a usage object (`null`)
+    /// clears an earlier one, however the body was cut into chunks.
+    pub(crate) fn captured_member(&mut self, value: &[u8]) {
+        self.usage = self.parse_usage(value);
+        self.complete = self.usage.is_some();
+    }
+
+    fn parse_usage(&self, value: &[u8]) -> Option<Usage> {
+        match self.format {
             Format::OpenAiJson | Format::OpenAiSse => {
                 parse::<OpenAiUsage>(value).map(|u| u.to_usage())
             }
@@ -100,10 +116,6 @@ impl Extract {
             Format::AnthropicJson | Format::AnthropicSse => {
                 parse::<AnthropicUsage>(value).map(|u| u.to_usage())
             }
-        };
-        if usage.is_some() {
-            self.usage = usage;
-            self.complete = true;
         }
     }
 

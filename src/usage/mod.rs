@@ -183,7 +183,7 @@ impl UsageTracker {
             Body::Json(scanner) => {
                 scanner.feed(chunk);
                 if let Some(value) = scanner.take() {
-                    extract.captured(value);
+                    extract.captured_member(value);
                 }
                 None
             }

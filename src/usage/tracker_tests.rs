@@ -485,3 +485,30 @@ fn throughput() {
         (embed.len() * rounds) as f64 / secs / 1e6
     );
 }
+
+#[test]
+fn the_last_top_level_usage_wins_however_the_body_is_cut() {
+    // Found by fuzzing: the second `usage` is `null`, as serde_json would keep.
+    let cases: [(&[u8], Option<(u64, u64)>); 3] = [
+        (
+            br#"{"usage":{"prompt_tokens":7,"completion_tokens":3},"usage":null}"#,
+            None,
+        ),
+        (
+            br#"{"usage":null,"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+            Some((7, 3)),
+        ),
+        (
+            br#"{"usage":{"prompt_tokens":1,"completion_tokens":1},"x":1,"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+            Some((7, 3)),
+        ),
+    ];
+    for (body, want) in cases {
+        for cut in 0..=body.len() {
+            let (_, t) = run(Format::OpenAiJson, false, body, &[cut]);
+            let got = t.usage().map(|u| (u.input, u.output));
+            assert_eq!(got, want, "cut at {cut}: {}", String::from_utf8_lossy(body));
+            assert_eq!(t.complete(), want.is_some());
+        }
+    }
+}
