@@ -489,7 +489,8 @@ fn throughput() {
 #[test]
 fn the_last_top_level_usage_wins_however_the_body_is_cut() {
     // Found by fuzzing: the second `usage` is `null`, as serde_json would keep.
-    let cases: [(&[u8], Option<(u64, u64)>); 3] = [
+    type Case<'a> = (&'a [u8], Option<(u64, u64)>);
+    let cases: [Case; 3] = [
         (
             br#"{"usage":{"prompt_tokens":7,"completion_tokens":3},"usage":null}"#,
             None,
