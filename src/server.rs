@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
@@ -80,6 +81,7 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
     };
     let listen = state.config.listen.to_string();
     let tls = state.config.tls.clone();
+    let read_buffer = state.config.downstream.read_buffer_bytes;
     let metrics_listen = state.config.metrics_listen.to_string();
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
@@ -112,7 +114,12 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         .name("tollgate")
         .server_options(options)
         .build();
-    proxy.add_tcp(&listen);
+    proxy.add_listener(
+        ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings {
+            read: Some(read_buffer),
+            write: None,
+        }),
+    );
     if let Some(tls) = &tls {
         let mut settings = TlsSettings::intermediate(
             &tls.cert.display().to_string(),
