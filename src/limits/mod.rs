@@ -197,11 +197,8 @@ impl Limiter {
                 if !state.config.rate_limits.shared {
                     return None;
                 }
-                match SharedWindows::new(
-                    url,
-                    &state.config.ledger.redis_prefix,
-                    state.config.rate_limits.redis_timeout,
-                ) {
+                // Window keys carry the prefix already (built per access key).
+                match SharedWindows::new(url, state.config.rate_limits.redis_timeout) {
                     Ok(w) => Some(w),
                     Err(e) => {
                         log::error!("rate limits: not shared ({e}); each node keeps its own");

@@ -101,7 +101,7 @@ pub struct SharedWindows {
 }
 
 impl SharedWindows {
-    pub fn new(url: &str, _prefix: &str, timeout: Duration) -> Result<Arc<SharedWindows>, String> {
+    pub fn new(url: &str, timeout: Duration) -> Result<Arc<SharedWindows>, String> {
         Ok(Arc::new(SharedWindows {
             client: redis::Client::open(url).map_err(|e| e.to_string())?,
             conn: OnceCell::new(),
