@@ -11,8 +11,10 @@
 //! Queued writes live in this process's memory only: a node that stops during an outage loses
 //! the spending it had not yet written to Redis.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -20,6 +22,10 @@ use super::engine::Engine;
 use super::fallback::{Deferred, Fallback, Outage};
 use super::scripts::{RedisStore, Tuning};
 use super::{DropRelease, Held, Ledger, LedgerError, Reservation};
+
+/// How long spending recorded without a reservation waits to be sent: every key's records of
+/// that interval go to Redis as one settle call, so a busy key costs no Redis call per request.
+const RECORD_BATCH: Duration = Duration::from_millis(20);
 
 /// The key prefix used unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "tollgate:";
@@ -43,6 +49,10 @@ struct Inner {
     down: Arc<AtomicBool>,
     wake: Arc<Notify>,
     outage: Outage,
+    /// Recorded spending not sent yet, per key (see [`RECORD_BATCH`]).
+    records: Mutex<HashMap<Arc<str>, u64>>,
+    /// Whether a send of `records` is scheduled.
+    records_armed: AtomicBool,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> LedgerError {
@@ -85,6 +95,8 @@ impl RedisLedger {
                 down: Arc::new(AtomicBool::new(false)),
                 wake: Arc::new(Notify::new()),
                 outage: Outage::new(),
+                records: Mutex::new(HashMap::new()),
+                records_armed: AtomicBool::new(false),
             }
         });
         if let Err(e) = inner.engine.run(|s| async move { s.ping().await }).await {
@@ -183,6 +195,39 @@ impl Inner {
             // The engine could not run it (ids count once, should it have run after all).
             self.went_down(&e);
             self.defer(copy);
+        }
+    }
+
+    /// Adds spending to the next batch, and schedules the batch if none is.
+    async fn add_record(&self, key: Arc<str>, amount: u64) {
+        {
+            let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+            let total = records.entry(key).or_default();
+            *total = total.saturating_add(amount);
+        }
+        if self.records_armed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match (self.me.upgrade(), self.engine.get()) {
+            (Some(me), Ok((handle, _))) => {
+                handle.spawn(async move {
+                    tokio::time::sleep(RECORD_BATCH).await;
+                    me.send_records().await;
+                });
+            }
+            _ => self.send_records().await,
+        }
+    }
+
+    /// Sends every key's recorded spending as one settle each (queued if Redis is down).
+    async fn send_records(&self) {
+        // Disarmed first: a record added after the take below schedules the next batch.
+        self.records_armed.store(false, Ordering::Release);
+        let batch =
+            std::mem::take(&mut *self.records.lock().unwrap_or_else(PoisonError::into_inner));
+        for (key, amount) in batch {
+            let id = self.next_id();
+            self.end(Deferred { key, id, amount }).await;
         }
     }
 
@@ -323,18 +368,19 @@ impl Ledger for RedisLedger {
     async fn record(&self, key: &str, amount: u64) -> Result<(), LedgerError> {
         let inner = &self.inner;
         let key = inner.outage.observe(key, None);
-        inner
-            .end(Deferred {
-                key,
-                id: inner.next_id(),
-                amount,
-            })
-            .await;
+        inner.add_record(key, amount).await;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), LedgerError> {
+        self.inner.send_records().await;
         Ok(())
     }
 
     async fn spent(&self, key: &str) -> Result<u64, LedgerError> {
         let inner = &self.inner;
+        // What this node recorded counts before it is read back.
+        inner.send_records().await;
         if inner.is_down() {
             return Err(unavailable("unreachable"));
         }

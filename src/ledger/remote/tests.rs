@@ -165,6 +165,8 @@ async fn allow_local_admits_within_the_allowance_and_reconciles_once() {
     let other = ledger(&s, Fallback::Refuse, fast()).await;
     l.record("k", 1000).await.unwrap();
     l.record("used-up", 2000).await.unwrap();
+    // Records go to Redis in batches (every 20 ms); flush sends this one now.
+    l.flush().await.unwrap();
 
     // A stopped server keeps its data and its connections: calls time out, and those sent
     // meanwhile still run when it continues.
@@ -261,4 +263,45 @@ async fn allow_local_after_a_kill_then_a_restart() {
     s.restart();
     wait_up(&l).await;
     assert_eq!(l.spent("k").await.unwrap(), 90);
+}
+
+/// Lua script calls Redis has served so far.
+fn script_calls(s: &RedisServer) -> u64 {
+    let client = redis::Client::open(s.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn records_reach_redis_in_batches() {
+    let Some(s) = RedisServer::start() else {
+        return;
+    };
+    let l = ledger(&s, Fallback::Refuse, fast()).await;
+    let before = script_calls(&s);
+    for _ in 0..100 {
+        l.record("busy", 3).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One settle for the batch; on a fresh server its EVALSHA misses and an EVAL follows.
+    let calls = script_calls(&s) - before;
+    assert!(
+        (1..=2).contains(&calls),
+        "{calls} script calls for 100 records"
+    );
+    assert_eq!(l.spent("busy").await.unwrap(), 300);
 }
