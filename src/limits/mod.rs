@@ -16,7 +16,7 @@ pub mod window;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 use crate::config::limits::LimitFallback;
 use crate::error::ApiError;
@@ -213,16 +213,16 @@ impl Limiter {
 /// OpenAI's header trio for requests and for tokens, each from the applicable
 /// window with the least remaining.
 fn headers(k: &KeyLimiter, verdicts: &[(usize, Kind, Verdict)]) -> Vec<ExtraHeader> {
-    const NAMES: [[&str; 3]; 2] = [
+    const NAMES: [[HeaderName; 3]; 2] = [
         [
-            "x-ratelimit-limit-requests",
-            "x-ratelimit-remaining-requests",
-            "x-ratelimit-reset-requests",
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
         ],
         [
-            "x-ratelimit-limit-tokens",
-            "x-ratelimit-remaining-tokens",
-            "x-ratelimit-reset-tokens",
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
         ],
     ];
     let mut out = Vec::with_capacity(6);
@@ -236,13 +236,13 @@ fn headers(k: &KeyLimiter, verdicts: &[(usize, Kind, Verdict)]) -> Vec<ExtraHead
             .min_by_key(|(_, s)| s.remaining);
         let Some((scope, s)) = tightest else { continue };
         if let Some(limit) = k.limit_header(scope, kind) {
-            out.push((names[0], limit));
+            out.push((names[0].clone(), limit));
         }
-        out.push((names[1], HeaderValue::from(s.remaining)));
+        out.push((names[1].clone(), HeaderValue::from(s.remaining)));
         let mut buf = [0u8; 32];
         let n = window::write_reset(&mut buf, s.reset_ns);
         if let Ok(v) = HeaderValue::from_bytes(&buf[..n]) {
-            out.push((names[2], v));
+            out.push((names[2].clone(), v));
         }
     }
     out

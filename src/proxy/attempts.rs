@@ -2,7 +2,7 @@
 //! answers or the attempt budget is spent; then one clear error.
 
 use bytes::Bytes;
-use http::{HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method};
 use pingora_proxy::Session;
 
 use super::ctx::Ctx;
@@ -318,11 +318,11 @@ fn response_headers(state: &State, target: &Target, routed: bool) -> Vec<ExtraHe
     let mut h = Vec::with_capacity(2);
     let provider = &state.catalog.providers[target.provider].id;
     if let Ok(v) = HeaderValue::from_str(provider) {
-        h.push(("x-tollgate-provider", v));
+        h.push((HeaderName::from_static("x-tollgate-provider"), v));
     }
     if routed {
         if let Ok(v) = HeaderValue::from_bytes(target.upstream_model.as_bytes()) {
-            h.push(("x-tollgate-model", v));
+            h.push((HeaderName::from_static("x-tollgate-model"), v));
         }
     }
     h

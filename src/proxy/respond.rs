@@ -26,14 +26,14 @@ async fn json_with(
     headers: &[(&'static str, &str)],
     built: &[ExtraHeader],
 ) -> pingora_error::Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(3 + headers.len() + built.len()))?;
+    let mut resp = ResponseHeader::build_no_case(status, Some(3 + headers.len() + built.len()))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     for (name, value) in headers {
         resp.insert_header(*name, *value)?;
     }
     for (name, value) in built {
-        resp.insert_header(*name, value.clone())?;
+        resp.insert_header(name, value.clone())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
     session

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::TransportConnector;
 use pingora_core::protocols::http::v1::client::{
     http_req_header_to_wire, HttpSession as H1Session,
@@ -26,9 +26,9 @@ use tokio::io::AsyncWriteExt;
 use crate::config::UpstreamSettings;
 use crate::usage::Meter;
 
-/// A header tollgate adds to an answer. The name is static: Pingora keeps a
-/// case-preserving copy of each name, free for a `&'static str`.
-pub type ExtraHeader = (&'static str, HeaderValue);
+/// A header tollgate adds to an answer. Names are made with
+/// `HeaderName::from_static`, so adding one parses and allocates nothing.
+pub type ExtraHeader = (HeaderName, HeaderValue);
 
 /// Largest error body read (to keep the connection pooled) before a retry.
 const DISCARD_LIMIT: usize = 64 * 1024;
@@ -209,9 +209,8 @@ impl Exchanger {
                 "no response header".into(),
             )));
         };
-        let mut resp = Box::new(upstream_header.clone());
+        let resp = prepare_response(upstream_header, a.extra);
         let status = resp.status.as_u16();
-        prepare_response(&mut resp, a.extra);
         meter.start(&resp);
         let first_byte = Instant::now();
         session
@@ -460,25 +459,39 @@ fn connect_failure(e: &pingora_error::Error) -> Failure {
 /// Hop-by-hop headers of the upstream response that must not reach the client.
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "upgrade"];
 
-/// Readies an upstream response header for the client.
-fn prepare_response(resp: &mut ResponseHeader, extra: &[ExtraHeader]) {
-    for name in HOP_BY_HOP {
-        if resp.headers.contains_key(*name) {
-            resp.remove_header(*name);
+/// The client's copy of an upstream response header.
+///
+/// It is built without Pingora's case map (header names go out in their
+/// canonical case), so headers are edited in the `http::HeaderMap` directly:
+/// `ResponseHeader::insert_header` would parse and copy each name twice, once
+/// for the case map, which made the six `x-ratelimit-*` headers the main cost
+/// of rate limiting.
+fn prepare_response(upstream: &ResponseHeader, extra: &[ExtraHeader]) -> Box<ResponseHeader> {
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = upstream.status;
+    parts.version = upstream.version;
+    let headers = &mut parts.headers;
+    headers.reserve(upstream.headers.len() + extra.len() + 1);
+    for (name, value) in &upstream.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
         }
     }
-    let framed = resp.headers.contains_key(http::header::CONTENT_LENGTH)
-        || resp.headers.contains_key(http::header::TRANSFER_ENCODING);
-    let bodiless = matches!(resp.status.as_u16(), 204 | 304);
+    let framed = headers.contains_key(http::header::CONTENT_LENGTH)
+        || headers.contains_key(http::header::TRANSFER_ENCODING);
+    let bodiless = matches!(parts.status.as_u16(), 204 | 304);
     if !framed && !bodiless {
         // A close-delimited upstream body is re-framed as chunked so the client
         // connection stays reusable.
-        let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+        headers.insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
     }
     for (name, value) in extra {
-        // A `&'static str` name costs Pingora no copy for its case map.
-        let _ = resp.insert_header(*name, value.clone());
+        headers.insert(name.clone(), value.clone());
     }
+    Box::new(ResponseHeader::from(parts))
 }
 
 #[cfg(test)]
@@ -497,16 +510,27 @@ mod tests {
 
     #[test]
     fn responses_lose_hop_by_hop_and_gain_tollgate_headers() {
-        let mut r = ResponseHeader::build(200, None).unwrap();
-        r.insert_header("connection", "close").unwrap();
-        r.insert_header("content-length", "5").unwrap();
-        let extra = [("x-tollgate-provider", HeaderValue::from_static("openai"))];
-        prepare_response(&mut r, &extra);
+        let mut up = ResponseHeader::build(200, None).unwrap();
+        up.insert_header("connection", "close").unwrap();
+        up.insert_header("content-length", "5").unwrap();
+        up.insert_header("x-request-id", "r1").unwrap();
+        let extra = [(
+            HeaderName::from_static("x-tollgate-provider"),
+            HeaderValue::from_static("openai"),
+        )];
+        let r = prepare_response(&up, &extra);
         assert!(r.headers.get("connection").is_none());
         assert_eq!(r.headers["x-tollgate-provider"], "openai");
+        assert_eq!(r.headers["x-request-id"], "r1");
+        assert_eq!(r.headers["content-length"], "5");
         assert!(r.headers.get("transfer-encoding").is_none());
-        let mut r = ResponseHeader::build(200, None).unwrap();
-        prepare_response(&mut r, &[]);
+        let mut wire = Vec::new();
+        r.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).unwrap();
+        assert!(wire.contains("x-tollgate-provider: openai\r\n"), "{wire}");
+        let r = prepare_response(&ResponseHeader::build(204, None).unwrap(), &[]);
+        assert!(r.headers.get("transfer-encoding").is_none());
+        let r = prepare_response(&ResponseHeader::build(200, None).unwrap(), &[]);
         assert_eq!(r.headers["transfer-encoding"], "chunked");
     }
 }
