@@ -18,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+mod jsonbytes;
 pub mod ledger;
 pub mod lifecycle;
 pub mod limits;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::jsonbytes::find_quote_or_backslash;
 use crate::request::json_gen::{config, serialise, J};
 use proptest::prelude::*;
 

@@ -1,8 +1,7 @@
 //! Reads usage and generated-text sizes out of each parsed stream event or captured JSON `usage` value, per wire format.
 
-use super::wire::{
-    AnthropicEvent, AnthropicUsage, ChatChunk, OpenAiUsage, ResponsesEvent, ResponsesUsage,
-};
+use super::chunk;
+use super::wire::{AnthropicEvent, AnthropicUsage, OpenAiUsage, ResponsesEvent, ResponsesUsage};
 use super::{Format, Usage};
 
 /// Where the value [`Extract::captured`] receives sits in a JSON body.
@@ -125,12 +124,26 @@ impl Extract {
             self.complete |= self.usage.is_some();
             return false;
         }
-        let Ok(chunk) = serde_json::from_slice::<ChatChunk>(data) else {
+        if let Some(bytes) = chunk::text_bytes(data) {
+            self.text_bytes += bytes;
             return false;
+        }
+        // What `ChatChunk` would say, read without building it (see `chunk`).
+        let Some(chunk) = chunk::read(data) else {
+            return false;
+        };
+        let usage = match chunk
+            .usage
+            .map(serde_json::from_slice::<Option<OpenAiUsage>>)
+        {
+            None => None,
+            Some(Ok(usage)) => usage,
+            // serde refuses the whole chunk when its usage is not a usage object.
+            Some(Err(_)) => return false,
         };
         let choices = chunk.choices.unwrap_or_default();
         self.text_bytes += choices.text_bytes;
-        let Some(usage) = chunk.usage else {
+        let Some(usage) = usage else {
             return false;
         };
         self.usage = Some(usage.to_usage());

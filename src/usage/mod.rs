@@ -14,6 +14,7 @@
 //! - [`inject_include_usage`] adds `stream_options.include_usage` to a streaming request,
 //!   so that OpenAI-style streams report usage at all.
 
+mod chunk;
 mod extract;
 mod inject;
 mod json;

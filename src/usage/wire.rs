@@ -231,7 +231,9 @@ fn reasoning(d: &Option<ReasoningDetails>) -> u64 {
     d.as_ref().map_or(0, |d| count(d.reasoning_tokens))
 }
 
-/// One `data:` payload of an OpenAI chat/completions or completions stream.
+/// One `data:` payload of an OpenAI chat/completions or completions stream, as serde reads
+/// it: the reference `chunk::read` is tested against (it reads the same without serde).
+#[cfg(test)]
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChatChunk {
     #[serde(default)]
