@@ -6,6 +6,7 @@
 #
 #   load-tests/callgrind.sh                 # noacct, plain, limits
 #   load-tests/callgrind.sh limits plain    # any subset
+#   STREAM=1 load-tests/callgrind.sh        # the same, for SSE answers
 #
 # plain  = accounting on, access key without limits (the reference)
 # noacct = accounting off
@@ -47,11 +48,11 @@ total() {
   local pid=$!; PIDS+=($pid)
   # valgrind starts slowly: up to 60 s.
   for _ in $(seq 600); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-  python3 - "$port" "$2" <<'PY'
+  python3 - "$port" "$2" "${STREAM:-0}" <<'PY'
 import http.client, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
+port, n, stream = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 c = http.client.HTTPConnection("127.0.0.1", port)
-body = '{"messages":[{"role":"user","content":"hello"}],"model":"gpt-4o"}'
+body = '{"messages":[{"role":"user","content":"hello"}],"model":"gpt-4o"%s}' % (',"stream":true' if stream else '')
 for _ in range(n):
     c.request("POST", "/v1/chat/completions", body,
               {"Authorization": "Bearer tg-bench-key", "Content-Type": "application/json"})
@@ -59,13 +60,14 @@ for _ in range(n):
     assert r.status == 200, r.status
 PY
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true
-  mkdir -p "$ROOT/load-tests/out" && cp "$TMP/cg.out" "$ROOT/load-tests/out/callgrind-$1.out"
+  mkdir -p "$ROOT/load-tests/out" && cp "$TMP/cg.out" "$ROOT/load-tests/out/callgrind-$1$SUFFIX.out"
   awk '/^(summary|totals):/ {print $2; exit}' "$TMP/cg.out"
 }
 
+SUFFIX=""; [[ ${STREAM:-0} == 1 ]] && SUFFIX=-sse
 wait_port "$MOCK"
 for m in "${MODES[@]}"; do
   config "$m"
   a=$(total "$m" "$N1"); b=$(total "$m" "$N2")
-  echo "$m: $(( (b - a) / (N2 - N1) )) instructions per request"
+  echo "$m$SUFFIX: $(( (b - a) / (N2 - N1) )) instructions per request"
 done
