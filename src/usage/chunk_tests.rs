@@ -1,47 +1,61 @@
-//! `chunk::read` against serde_json's reading of the same chunk into `ChatChunk`.
+//! `chunk::scan` against serde_json's reading of the same chunk into `ChatChunk`.
+
+use std::fmt;
 
 use proptest::prelude::*;
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::super::fixtures;
-use super::super::wire::{ChatChunk, OpenAiUsage};
+use super::super::wire::{OpenAiUsage, TextLen};
 use super::*;
 
-/// What serde says of a chunk: choices (count, text bytes, finished) and usage.
-type Said = Option<(Option<(u64, u64, bool)>, Option<OpenAiUsage>)>;
+fn len(t: Option<TextLen>) -> u64 {
+    t.map_or(0, |t| t.0)
+}
 
-fn by_serde(data: &[u8]) -> Said {
+/// What a reader makes of a chunk, as `Extract` uses it: text bytes, and for a chunk
+/// with usage, the usage, whether choices are empty and whether it completes the report.
+type Said = (u64, Option<(OpenAiUsage, bool, bool)>);
+
+fn by_serde(data: &[u8]) -> Option<Said> {
     let c = serde_json::from_slice::<ChatChunk>(data).ok()?;
-    Some((
-        c.choices.map(|c| (c.count, c.text_bytes, c.finished)),
-        c.usage,
-    ))
+    let choices = c.choices.unwrap_or_default();
+    let usage = c.usage.map(|u| {
+        let empty = c.choices.is_some() && choices.count == 0;
+        (u, empty, choices.count == 0 || choices.finished)
+    });
+    Some((choices.text_bytes, usage))
 }
 
-fn by_walk(data: &[u8]) -> Said {
-    let f = read(data)?;
-    let usage = match f.usage {
-        Some(raw) => serde_json::from_slice::<Option<OpenAiUsage>>(raw).ok()?,
-        None => None,
-    };
-    Some((
-        f.choices.map(|c| (c.count, c.text_bytes, c.finished)),
-        usage,
-    ))
+fn by_scan(data: &[u8]) -> Said {
+    let s = scan(data);
+    let usage = s
+        .usage
+        .and_then(|raw| serde_json::from_slice::<OpenAiUsage>(raw).ok());
+    let usage = usage.map(|u| {
+        let complete = s.choices_empty != Some(false) || s.finished;
+        (u, s.choices_empty == Some(true), complete)
+    });
+    (s.text_bytes, usage)
 }
 
+/// Where serde reads a chunk, the scan reads the same.
 fn same(data: &[u8]) {
-    assert_eq!(
-        format!("{:?}", by_walk(data)),
-        format!("{:?}", by_serde(data)),
-        "{}",
-        String::from_utf8_lossy(data)
-    );
+    if let Some(said) = by_serde(data) {
+        assert_eq!(
+            format!("{:?}", by_scan(data)),
+            format!("{said:?}"),
+            "{}",
+            String::from_utf8_lossy(data)
+        );
+    }
 }
 
 #[test]
 fn fixture_chunks_read_as_serde_reads_them() {
-    let mut n = 0;
+    let (mut n, mut usages) = (0, 0);
     for f in [
         fixtures::openai_chat(fixtures::LF),
         fixtures::openai_tool_call(fixtures::LF),
@@ -50,13 +64,15 @@ fn fixture_chunks_read_as_serde_reads_them() {
         for line in f.body.split(|&b| b == b'\n') {
             if let Some(data) = line.strip_prefix(b"data: ") {
                 if data != b"[DONE]" {
+                    assert!(by_serde(data).is_some());
                     same(data);
                     n += 1;
+                    usages += usize::from(scan(data).usage.is_some());
                 }
             }
         }
     }
-    assert!(n > 10, "only {n} chunks");
+    assert!(n > 10 && usages == 3, "{n} chunks, {usages} with usage");
 }
 
 #[test]
@@ -66,32 +82,40 @@ fn shapes_and_edge_cases() {
         r#"{"choices":[{"delta":{"content":"a\"b\\c\u00e9\ud83d\ude00"}}]}"#,
         r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#,
         r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#,
+        r#"{"choices" : [ ] , "usage" : {"prompt_tokens":3}}"#,
+        r#"{"usage":{"prompt_tokens":3}}"#,
         r#"{"choices":null,"usage":null}"#,
         r#" { "choices" : [ { "text" : "abc" , "finish_reason" : null } ] } "#,
         r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"a\":1}"}}]}}]}"#,
         r#"{"choices":[{"delta":{"tool_calls":null,"content":null,"reasoning":"r","reasoning_content":"rc"}}]}"#,
+        r#"{"choices":[{"delta":{"reasoning_content":"\\"}}]}"#,
         r#"{"choices":[{"delta":{"content":7}},{"delta":{"content":[1,"a"]}},{"delta":{"content":{"x":"y"}}}]}"#,
         r#"{"choices":[{"text":true,"finish_reason":0}]}"#,
-        r#"{"cho\u0069ces":[{"delta":{"content":"escaped key"}}]}"#,
         r#"{"id":"x","choices":[{"logprobs":{"content":[{"token":"a","bytes":[97]}]},"delta":{"content":"a"}}]}"#,
-        // Refused by both: duplicates, wrong types, broken or trailing text.
-        r#"{"choices":[],"choices":[]}"#,
-        r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
-        r#"{"choices":[{"finish_reason":null,"finish_reason":"stop"}]}"#,
-        r#"{"choices":[null]}"#,
-        r#"{"choices":{"0":{}}}"#,
-        r#"{"choices":[{"delta":"text"}]}"#,
-        r#"{"choices":[{"delta":{"tool_calls":[{"function":"f"}]}}]}"#,
-        r#"{"usage":"many"}"#,
-        r#"{"choices":[]} x"#,
-        r#"{"choices":[{"delta":{"content":"a\ud800"}}]}"#,
-        r#"{"choices":[{"delta":{"content":"unterminated}}]}"#,
-        r#"[1,2]"#,
-        "",
-        "{",
+        r#"{"id":"usage","object":"choices","choices":[{"delta":{"content":"\"usage\": {\"prompt_tokens\": 9} \\"}}]}"#,
     ];
     for c in cases {
+        assert!(by_serde(c.as_bytes()).is_some(), "serde refuses {c}");
         same(c.as_bytes());
+    }
+    // Text that only looks like keys is not read as keys.
+    let tricky =
+        br#"{"choices":[{"delta":{"content":"\"usage\":{\"prompt_tokens\":1},\"text\":\"x\""}}]}"#;
+    let s = scan(tricky);
+    assert_eq!(s.usage, None);
+    assert_eq!(Some(s.text_bytes), by_serde(tricky).map(|(text, _)| text));
+    assert_eq!(
+        s.text_bytes,
+        r#""usage":{"prompt_tokens":1},"text":"x""#.len() as u64
+    );
+    // Malformed chunks never panic.
+    for bad in [
+        "",
+        "{",
+        r#"{"choices":[{"delta":{"content":"unterminated}}]}"#,
+        r#"{"usage":"#,
+    ] {
+        let _ = scan(bad.as_bytes());
     }
 }
 
@@ -193,7 +217,7 @@ fn chunk() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(ProptestConfig::with_cases(4096))]
     #[test]
     fn reads_generated_chunks_as_serde_does(v in chunk(), pretty in any::<bool>()) {
         let data = if pretty {
@@ -206,80 +230,118 @@ proptest! {
 
     #[test]
     fn never_panics_on_any_bytes(data in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = read(&data);
+        let _ = scan(&data);
     }
 
     #[test]
     fn never_panics_on_cut_chunks(v in chunk(), cut in any::<prop::sample::Index>()) {
         let data = serde_json::to_vec(&v).unwrap();
-        let _ = read(&data[..cut.index(data.len() + 1)]);
+        let _ = scan(&data[..cut.index(data.len() + 1)]);
     }
 }
 
-/// The fast path agrees with the full read (and so with serde) on chunks without usage.
-fn same_text(data: &[u8]) {
-    let full = by_serde(data).map(|(c, _)| c.map_or(0, |c| c.1));
-    if let Some(full) = full {
-        assert_eq!(
-            text_bytes(data),
-            Some(full),
-            "{}",
-            String::from_utf8_lossy(data)
-        );
-    }
+/// One `data:` payload of an OpenAI chat/completions or completions stream, as serde reads
+/// it: the reference `scan` is held to (this was the production reader before it).
+#[derive(Debug, Deserialize)]
+pub(super) struct ChatChunk {
+    #[serde(default)]
+    pub choices: Option<Choices>,
+    #[serde(default)]
+    pub usage: Option<OpenAiUsage>,
 }
 
-#[test]
-fn the_fast_path_finds_the_text_of_fixture_chunks_and_leaves_usage_to_read() {
-    let (mut texts, mut usages) = (0, 0);
-    for f in [
-        fixtures::openai_chat(fixtures::LF),
-        fixtures::openai_tool_call(fixtures::LF),
-        fixtures::openai_completions(fixtures::LF),
-    ] {
-        for line in f.body.split(|&b| b == b'\n') {
-            let Some(data) = line.strip_prefix(b"data: ") else {
-                continue;
-            };
-            if data == b"[DONE]" {
-                continue;
+/// What the `choices` array of a stream chunk says, summed over its elements.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Choices {
+    pub count: u64,
+    /// Bytes of generated text: content, reasoning and tool-call arguments.
+    pub text_bytes: u64,
+    /// Some choice carries a non-null `finish_reason`.
+    pub finished: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Choice {
+    #[serde(default)]
+    delta: Option<Delta>,
+    /// Completions (legacy) put the text here.
+    #[serde(default)]
+    text: Option<TextLen>,
+    #[serde(default)]
+    finish_reason: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<TextLen>,
+    /// DeepSeek and others stream reasoning here; OpenRouter uses `reasoning`.
+    #[serde(default)]
+    reasoning_content: Option<TextLen>,
+    #[serde(default)]
+    reasoning: Option<TextLen>,
+    #[serde(default)]
+    tool_calls: Option<ToolCalls>,
+}
+
+/// Bytes of `arguments` summed over a `tool_calls` delta array.
+#[derive(Debug, Default)]
+struct ToolCalls(u64);
+
+#[derive(Debug, Deserialize)]
+struct ToolCall {
+    #[serde(default)]
+    function: Option<Function>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Function {
+    #[serde(default)]
+    arguments: Option<TextLen>,
+}
+
+impl<'de> Deserialize<'de> for Choices {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Choices;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of choices")
             }
-            match text_bytes(data) {
-                Some(_) => {
-                    same_text(data);
-                    texts += 1;
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Choices, A::Error> {
+                let mut out = Choices::default();
+                while let Some(c) = a.next_element::<Choice>()? {
+                    out.count += 1;
+                    out.finished |= c.finish_reason.is_some();
+                    out.text_bytes += len(c.text);
+                    if let Some(d) = c.delta {
+                        out.text_bytes += len(d.content) + len(d.reasoning_content);
+                        out.text_bytes += len(d.reasoning) + d.tool_calls.map_or(0, |t| t.0);
+                    }
                 }
-                None => {
-                    assert!(read(data).unwrap().usage.is_some());
-                    usages += 1;
-                }
+                Ok(out)
             }
         }
+        d.deserialize_seq(V)
     }
-    assert!(
-        texts > 10 && usages == 3,
-        "{texts} text chunks, {usages} usage chunks"
-    );
-    // Text that looks like keys is not taken for them.
-    let tricky = br#"{"choices":[{"delta":{"content":"\"content\":\"xx\" \\\"usage\": 1"}}]}"#;
-    same_text(tricky);
-    assert!(text_bytes(br#"{"id":"usage","choices":[]}"#).is_some());
-    assert!(text_bytes(br#"{"choices":[] , "usage" : null}"#).is_some());
-    assert!(text_bytes(br#"{"choices":[] , "usage" : {}}"#).is_none());
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2048))]
-    #[test]
-    fn the_fast_path_agrees_on_generated_chunks(v in chunk(), pretty in any::<bool>()) {
-        let data = if pretty {
-            serde_json::to_vec_pretty(&v).unwrap()
-        } else {
-            serde_json::to_vec(&v).unwrap()
-        };
-        match text_bytes(&data) {
-            None => prop_assert!(v.get("usage").is_some_and(|u| !u.is_null())),
-            Some(_) => same_text(&data),
+impl<'de> Deserialize<'de> for ToolCalls {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ToolCalls;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of tool calls")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<ToolCalls, A::Error> {
+                let mut sum = 0;
+                while let Some(c) = a.next_element::<ToolCall>()? {
+                    sum += c.function.map_or(0, |f| len(f.arguments));
+                }
+                Ok(ToolCalls(sum))
+            }
         }
+        d.deserialize_seq(V)
     }
 }

@@ -1,7 +1,7 @@
 //! Reads usage and generated-text sizes out of each parsed stream event or captured JSON `usage` value, per wire format.
 
-use super::chunk;
 use super::wire::{AnthropicEvent, AnthropicUsage, OpenAiUsage, ResponsesEvent, ResponsesUsage};
+use super::{chunk, counts};
 use super::{Format, Usage};
 
 /// Where the value [`Extract::captured`] receives sits in a JSON body.
@@ -106,9 +106,7 @@ impl Extract {
 
     fn parse_usage(&self, value: &[u8]) -> Option<Usage> {
         match self.format {
-            Format::OpenAiJson | Format::OpenAiSse => {
-                parse::<OpenAiUsage>(value).map(|u| u.to_usage())
-            }
+            Format::OpenAiJson | Format::OpenAiSse => openai_usage(value).ok().flatten(),
             Format::ResponsesJson | Format::ResponsesSse => {
                 parse::<ResponsesUsage>(value).map(|u| u.to_usage())
             }
@@ -124,35 +122,19 @@ impl Extract {
             self.complete |= self.usage.is_some();
             return false;
         }
-        if let Some(bytes) = chunk::text_bytes(data) {
-            self.text_bytes += bytes;
-            return false;
-        }
-        // What `ChatChunk` would say, read without building it (see `chunk`).
-        let Some(chunk) = chunk::read(data) else {
+        let chunk = chunk::scan(data);
+        self.text_bytes += chunk.text_bytes;
+        let Some(Ok(Some(usage))) = chunk.usage.map(openai_usage) else {
             return false;
         };
-        let usage = match chunk
-            .usage
-            .map(serde_json::from_slice::<Option<OpenAiUsage>>)
-        {
-            None => None,
-            Some(Ok(usage)) => usage,
-            // serde refuses the whole chunk when its usage is not a usage object.
-            Some(Err(_)) => return false,
-        };
-        let choices = chunk.choices.unwrap_or_default();
-        self.text_bytes += choices.text_bytes;
-        let Some(usage) = usage else {
-            return false;
-        };
-        self.usage = Some(usage.to_usage());
+        self.usage = Some(usage);
         // Providers streaming running totals put them on every chunk; the final report
         // comes on a chunk without choices, or on the one that finishes them.
-        if choices.count == 0 || choices.finished {
+        // A chunk without `choices` counts as one with none.
+        if chunk.choices_empty != Some(false) || chunk.finished {
             self.complete = true;
         }
-        chunk.choices.is_some() && choices.count == 0
+        chunk.choices_empty == Some(true)
     }
 
     fn responses_event(&mut self, data: &[u8]) {
@@ -194,6 +176,18 @@ impl Extract {
         if event.kind == "message_delta" {
             self.complete = true;
         }
+    }
+}
+
+/// An OpenAI usage value: `Ok(None)` for `null`, `Err` if it is not a usage object.
+/// The plain shape is read without serde (see `counts`).
+fn openai_usage(raw: &[u8]) -> Result<Option<Usage>, ()> {
+    if let Some(usage) = counts::openai_usage(raw) {
+        return Ok(usage);
+    }
+    match serde_json::from_slice::<Option<OpenAiUsage>>(raw) {
+        Ok(usage) => Ok(usage.map(|u| u.to_usage())),
+        Err(_) => Err(()),
     }
 }
 

@@ -8,6 +8,8 @@
 
 use std::mem;
 
+use crate::jsonbytes::find_quote_or_backslash;
+
 /// Largest value captured; a longer one is dropped (usage objects are a few hundred bytes).
 pub(crate) const MAX_CAPTURE: usize = 64 * 1024;
 
@@ -92,7 +94,7 @@ impl MemberScanner {
                     continue;
                 }
                 let rest = s.get(i..).unwrap_or_default();
-                let Some(k) = memchr::memchr2(b'"', b'\\', rest) else {
+                let Some(k) = find_quote_or_backslash(rest) else {
                     break;
                 };
                 let j = i + k;

@@ -15,6 +15,7 @@
 //!   so that OpenAI-style streams report usage at all.
 
 mod chunk;
+mod counts;
 mod extract;
 mod inject;
 mod json;
