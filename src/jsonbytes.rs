@@ -35,6 +35,106 @@ pub(crate) fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
     memchr::memchr2(b'"', b'\\', tail).map(|i| head.len() + i)
 }
 
+/// The offset of the first byte at or after `i` that is not JSON whitespace.
+pub(crate) fn skip_ws(doc: &[u8], mut i: usize) -> usize {
+    while doc
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// The offset just past the string literal whose opening quote is at `open`, and
+/// whether it holds escapes.
+pub(crate) fn string_end(doc: &[u8], open: usize) -> Option<(usize, bool)> {
+    if doc.get(open) != Some(&b'"') {
+        return None;
+    }
+    let mut from = open + 1;
+    let mut escaped = false;
+    loop {
+        let at = from + find_quote_or_backslash(doc.get(from..)?)?;
+        if doc[at] == b'"' {
+            return Some((at + 1, escaped));
+        }
+        escaped = true;
+        from = at + 2;
+    }
+}
+
+/// The offset just past the value starting at `i`: a string, a container (skipped by
+/// bracket depth), or a scalar (up to the next delimiter or whitespace).
+pub(crate) fn value_end(doc: &[u8], mut i: usize) -> Option<usize> {
+    match *doc.get(i)? {
+        b'"' => Some(string_end(doc, i)?.0),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                i += next_bracket_or_quote_near(doc.get(i..)?);
+                match *doc.get(i)? {
+                    b'"' => i = string_end(doc, i)?.0,
+                    b'{' | b'[' => {
+                        depth += 1;
+                        i += 1;
+                    }
+                    _ => {
+                        depth -= 1;
+                        i += 1;
+                        if depth == 0 {
+                            return Some(i);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            let start = i;
+            while doc
+                .get(i)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                i += 1;
+            }
+            (i > start).then_some(i)
+        }
+    }
+}
+
+/// [`next_bracket_or_quote`] for where the next one is usually a few bytes away (inside
+/// an answer's objects): the first 16 bytes are looked at one by one, since a 32-byte
+/// block costs as much as a short hop many times over.
+fn next_bracket_or_quote_near(s: &[u8]) -> usize {
+    let head = s.get(..16).unwrap_or(s);
+    match head
+        .iter()
+        .position(|&b| b == b'"' || b & 0xDF == b'[' || b & 0xDF == b']')
+    {
+        Some(i) => i,
+        None => head.len() + next_bracket_or_quote(s.get(head.len()..).unwrap_or_default()),
+    }
+}
+
+/// Offset of the first `"`, `[`, `]`, `{` or `}` in `s`, or `s.len()`.
+///
+/// Checks 32 bytes at a time without early exit inside a block, which vectorises: the
+/// numbers of an embeddings array are skipped at several GB/s.
+pub(crate) fn next_bracket_or_quote(s: &[u8]) -> usize {
+    // Clearing bit 5 maps `{` onto `[` and `}` onto `]`, and nothing else onto either.
+    let hit = |b: u8| b == b'"' || b & 0xDF == b'[' || b & 0xDF == b']';
+    let mut blocks = s.chunks_exact(32);
+    let mut offset = 0;
+    for block in &mut blocks {
+        if block.iter().fold(false, |any, &b| any | hit(b)) {
+            return offset + block.iter().position(|&b| hit(b)).unwrap_or(0);
+        }
+        offset += 32;
+    }
+    let rest = blocks.remainder();
+    offset + rest.iter().position(|&b| hit(b)).unwrap_or(rest.len())
+}
+
 /// A cursor over JSON bytes that reads what it is asked for and skips the rest.
 pub(crate) struct Walk<'a> {
     pub(crate) b: &'a [u8],
@@ -55,11 +155,6 @@ impl<'a> Walk<'a> {
 
     pub(crate) fn eat(&mut self, c: u8) -> Option<()> {
         (self.peek()? == c).then(|| self.i += 1)
-    }
-
-    /// Only whitespace is left.
-    pub(crate) fn end(&mut self) -> bool {
-        self.peek().is_none()
     }
 
     /// The string at the cursor: its bytes between the quotes, and whether it holds escapes.

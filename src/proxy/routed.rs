@@ -2,6 +2,8 @@
 //! body, resolve its model, then try each candidate (model × key) in order until
 //! one answers.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 use http::Method;
 use pingora_proxy::Session;
@@ -50,14 +52,11 @@ pub async fn handle(
         _ => None,
     };
     ctx.usage = Meter::new(metered.then(|| endpoint.into()), injected.is_some());
-    let rescanned;
-    let (body, scanned) = match &injected {
-        Some(b) => {
-            rescanned = scan::scan(b).map_err(ApiError::from)?;
-            (b, &rescanned)
-        }
-        None => (&raw, &first),
+    let (body, model_span) = match &injected {
+        Some(b) => (&b.body, b.moved(first.model_span.clone())),
+        None => (&raw, first.model_span.clone()),
     };
+    let scanned = &first;
     check_model(&scanned.model)?;
     let targets = resolve(&state.catalog, &state.routes, &scanned.model).ok_or_else(|| {
         let hint = match state.catalog.closest_names(&scanned.model).as_slice() {
@@ -96,7 +95,7 @@ pub async fn handle(
                 query.as_deref().unwrap_or("")
             )
         },
-        body: &|t: &Target| rewrite(body, scanned, t),
+        body: &|t: &Target| rewrite(body, model_span.clone(), t),
         endpoint: Some(endpoint),
     };
     attempts::run(gw, state, session, ctx, &plan).await
@@ -127,12 +126,11 @@ fn estimate_tokens(body_len: usize, output_cap: Option<u64>) -> u64 {
 
 /// The body with the model replaced by the target's upstream ID (the original
 /// bytes when the literal already says exactly that).
-fn rewrite(body: &Bytes, scanned: &scan::Scan<'_>, target: &Target) -> Bytes {
-    let span = scanned.model_span.clone();
-    let inner = span.start + 1..span.end.saturating_sub(1);
+fn rewrite(body: &Bytes, model_span: Range<usize>, target: &Target) -> Bytes {
+    let inner = model_span.start + 1..model_span.end.saturating_sub(1);
     if body.get(inner) == Some(target.upstream_model.as_bytes()) {
         body.clone()
     } else {
-        scan::replace_model(body, scanned.model_span.clone(), &target.upstream_model)
+        scan::replace_model(body, model_span, &target.upstream_model)
     }
 }

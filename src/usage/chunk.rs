@@ -24,7 +24,8 @@ use crate::jsonbytes::Walk;
 pub(crate) struct Scan<'a> {
     /// Bytes of generated text: content, reasoning and tool-call arguments.
     pub text_bytes: u64,
-    /// The raw value of a `usage` that is not `null`.
+    /// A `usage` value that is not `null`: the bytes from its start to the chunk's end
+    /// (its reader stops where the value does, so it is not skipped here first).
     pub usage: Option<&'a [u8]>,
     /// `choices` is an array (not missing or `null`), and whether it is empty.
     pub choices_empty: Option<bool>,
@@ -61,10 +62,7 @@ pub(crate) fn scan(data: &[u8]) -> Scan<'_> {
             // OpenAI puts `"usage":null` on every chunk of a stream that asked for usage.
             Key::Usage => {
                 if w.null() == Some(false) {
-                    let start = w.i;
-                    if w.skip().is_some() {
-                        s.usage = Some(&data[start..w.i]);
-                    }
+                    s.usage = Some(&data[w.i..]);
                 }
             }
             Key::Choices => {

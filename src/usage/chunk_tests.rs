@@ -31,9 +31,10 @@ fn by_serde(data: &[u8]) -> Option<Said> {
 
 fn by_scan(data: &[u8]) -> Said {
     let s = scan(data);
-    let usage = s
-        .usage
-        .and_then(|raw| serde_json::from_slice::<OpenAiUsage>(raw).ok());
+    let usage = s.usage.and_then(|rest| {
+        let mut de = serde_json::Deserializer::from_slice(rest);
+        OpenAiUsage::deserialize(&mut de).ok()
+    });
     let usage = usage.map(|u| {
         let complete = s.choices_empty != Some(false) || s.finished;
         (u, s.choices_empty == Some(true), complete)

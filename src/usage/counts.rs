@@ -8,14 +8,21 @@
 //! to serde, whose lenient reading stays the rule (`counts_tests` compares the two).
 
 use super::Usage;
-use crate::jsonbytes::Walk;
+use crate::jsonbytes::{skip_ws, Walk};
 
 /// `Some(None)` for `null`, `Some(Some(usage))` for a plain usage object, `None`
 /// when serde must decide.
 pub(crate) fn openai_usage(raw: &[u8]) -> Option<Option<Usage>> {
-    let mut w = Walk { b: raw, i: 0 };
+    let (usage, end) = openai_usage_prefix(raw)?;
+    (skip_ws(raw, end) == raw.len()).then_some(usage)
+}
+
+/// [`openai_usage`] for the value `data` starts with, whatever follows it (a stream
+/// chunk's next members); also where the value ends.
+pub(crate) fn openai_usage_prefix(data: &[u8]) -> Option<(Option<Usage>, usize)> {
+    let mut w = Walk { b: data, i: 0 };
     if w.null()? {
-        return w.end().then_some(None);
+        return Some((None, w.i));
     }
     let mut u = Usage::default();
     let mut seen = [false; 4];
@@ -38,7 +45,7 @@ pub(crate) fn openai_usage(raw: &[u8]) -> Option<Option<Usage>> {
         }
         Some(())
     })?;
-    w.end().then_some(Some(u))
+    Some((Some(u), w.i))
 }
 
 impl Walk<'_> {

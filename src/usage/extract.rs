@@ -1,6 +1,8 @@
 //! Reads usage and generated-text sizes out of each parsed stream event or captured JSON `usage` value, per wire format.
 
 use super::wire::{AnthropicEvent, AnthropicUsage, OpenAiUsage, ResponsesEvent, ResponsesUsage};
+use serde::Deserialize;
+
 use super::{chunk, counts};
 use super::{Format, Usage};
 
@@ -124,7 +126,7 @@ impl Extract {
         }
         let chunk = chunk::scan(data);
         self.text_bytes += chunk.text_bytes;
-        let Some(Ok(Some(usage))) = chunk.usage.map(openai_usage) else {
+        let Some(Some(usage)) = chunk.usage.and_then(openai_usage_prefix) else {
             return false;
         };
         self.usage = Some(usage);
@@ -189,6 +191,17 @@ fn openai_usage(raw: &[u8]) -> Result<Option<Usage>, ()> {
         Ok(usage) => Ok(usage.map(|u| u.to_usage())),
         Err(_) => Err(()),
     }
+}
+
+/// The OpenAI usage value `data` starts with, whatever follows it; `None` if it is not
+/// a usage object, `Some(None)` for `null`.
+fn openai_usage_prefix(data: &[u8]) -> Option<Option<Usage>> {
+    if let Some((usage, _)) = counts::openai_usage_prefix(data) {
+        return Some(usage);
+    }
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let usage = Option::<OpenAiUsage>::deserialize(&mut de).ok()?;
+    Some(usage.map(|u| u.to_usage()))
 }
 
 /// Deserializes a captured usage value; `null` or a malformed value gives `None`.

@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::jsonbytes::{skip_ws, string_end, value_end};
 use crate::request::scan::Scan;
 
 const MEMBER: &[u8] = br#""include_usage":true"#;
@@ -24,7 +25,7 @@ const TRUE: &[&[u8]] = &[b"true"];
 /// - any other value (`null`, …): it becomes `{"include_usage":true}`.
 ///
 /// The caller decides which endpoints this applies to (chat/completions, completions).
-pub fn inject_include_usage(body: &[u8], scan: &Scan<'_>) -> Option<Bytes> {
+pub fn inject_include_usage(body: &[u8], scan: &Scan<'_>) -> Option<Injection> {
     if !scan.stream || scan.include_usage == Some(true) {
         return None;
     }
@@ -71,8 +72,27 @@ fn has_members_before(body: &[u8], end: usize) -> bool {
         .is_some_and(|&b| b != b'{')
 }
 
+/// A request body with `include_usage` added, and where its bytes moved.
+#[derive(Debug)]
+pub struct Injection {
+    pub body: Bytes,
+    /// Each edit, in order: the range of the original body replaced, and the length of
+    /// what replaced it.
+    edits: Vec<(Range<usize>, usize)>,
+}
+
+impl Injection {
+    /// Where bytes `span` of the original body (which no edit touches, such as the
+    /// `model` value) are in the new body: the new body need not be scanned again.
+    pub fn moved(&self, span: Range<usize>) -> Range<usize> {
+        let before = self.edits.iter().filter(|(r, _)| r.end <= span.start);
+        let (added, removed) = before.fold((0, 0), |(a, d), (r, n)| (a + n, d + r.len()));
+        span.start + added - removed..span.end + added - removed
+    }
+}
+
 /// `body` with each range (in order, not overlapping) replaced by the concatenated parts.
-fn splice(body: &[u8], edits: &[(Range<usize>, &[&[u8]])]) -> Option<Bytes> {
+fn splice(body: &[u8], edits: &[(Range<usize>, &[&[u8]])]) -> Option<Injection> {
     let added: usize = edits
         .iter()
         .flat_map(|(_, parts)| parts.iter().map(|p| p.len()))
@@ -87,7 +107,14 @@ fn splice(body: &[u8], edits: &[(Range<usize>, &[&[u8]])]) -> Option<Bytes> {
         from = range.end;
     }
     out.extend_from_slice(body.get(from..)?);
-    Some(Bytes::from(out))
+    let edits = edits
+        .iter()
+        .map(|(range, parts)| (range.clone(), parts.iter().map(|p| p.len()).sum()))
+        .collect();
+    Some(Injection {
+        body: Bytes::from(out),
+        edits,
+    })
 }
 
 /// One member of an object: its key's raw text (between the quotes) and its value's span.
@@ -104,7 +131,7 @@ fn object_members(obj: &[u8]) -> Option<Vec<Member<'_>>> {
         return Some(out);
     }
     loop {
-        let key_end = string_end(obj, pos)?;
+        let (key_end, _) = string_end(obj, pos)?;
         let key = obj.get(pos + 1..key_end - 1)?;
         pos = skip_ws(obj, key_end);
         if obj.get(pos) != Some(&b':') {
@@ -135,67 +162,6 @@ fn key_is_include_usage(raw: &[u8]) -> bool {
     quoted.extend_from_slice(raw);
     quoted.push(b'"');
     serde_json::from_slice::<String>(&quoted).is_ok_and(|k| k == "include_usage")
-}
-
-fn skip_ws(b: &[u8], mut pos: usize) -> usize {
-    while b
-        .get(pos)
-        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        pos += 1;
-    }
-    pos
-}
-
-/// Offset just past the string literal whose opening quote is at `pos`.
-fn string_end(b: &[u8], pos: usize) -> Option<usize> {
-    if b.get(pos) != Some(&b'"') {
-        return None;
-    }
-    let mut i = pos + 1;
-    loop {
-        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-        if b.get(i) == Some(&b'\\') {
-            i += 2;
-        } else {
-            return Some(i + 1);
-        }
-    }
-}
-
-/// Offset just past the valid JSON value starting at `pos`.
-fn value_end(b: &[u8], pos: usize) -> Option<usize> {
-    match b.get(pos)? {
-        b'"' => string_end(b, pos),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = pos;
-            loop {
-                match b.get(i)? {
-                    b'"' => {
-                        i = string_end(b, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let len = b
-                .get(pos..)?
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))?;
-            Some(pos + len)
-        }
-    }
 }
 
 #[cfg(test)]

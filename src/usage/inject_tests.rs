@@ -9,7 +9,11 @@ use crate::request::scan::scan;
 
 fn inject(body: &str) -> Option<String> {
     let s = scan(body.as_bytes()).unwrap();
-    inject_include_usage(body.as_bytes(), &s).map(|b| String::from_utf8(b.to_vec()).unwrap())
+    let injected = inject_include_usage(body.as_bytes(), &s)?;
+    // The model's literal moved where a scan of the new body finds it.
+    let rescanned = scan(&injected.body).unwrap();
+    assert_eq!(injected.moved(s.model_span.clone()), rescanned.model_span);
+    Some(String::from_utf8(injected.body.to_vec()).unwrap())
 }
 
 /// What serde_json says the injected body must be, or `None` when nothing must change.

@@ -8,7 +8,9 @@
 
 use std::mem;
 
-use crate::jsonbytes::find_quote_or_backslash;
+use crate::jsonbytes::{
+    find_quote_or_backslash, next_bracket_or_quote, skip_ws, string_end, value_end,
+};
 
 /// Largest value captured; a longer one is dropped (usage objects are a few hundred bytes).
 pub(crate) const MAX_CAPTURE: usize = 64 * 1024;
@@ -48,6 +50,8 @@ pub(crate) struct MemberScanner {
     /// The last complete capture, and whether it arrived since [`Self::take`].
     found: Vec<u8>,
     fresh: bool,
+    /// Bytes were fed already (the whole-document fast path applies to the first chunk).
+    started: bool,
 }
 
 impl MemberScanner {
@@ -69,6 +73,7 @@ impl MemberScanner {
             capture: Vec::new(),
             found: Vec::new(),
             fresh: false,
+            started: false,
         }
     }
 
@@ -83,6 +88,18 @@ impl MemberScanner {
 
     /// Scans the next bytes of the document.
     pub(crate) fn feed(&mut self, s: &[u8]) {
+        if !mem::replace(&mut self.started, true) {
+            if let [key] = self.path {
+                if let Some(found) = whole_object_member(s, key.as_bytes()) {
+                    if let Some(value) = found {
+                        self.found.clear();
+                        self.found.extend_from_slice(value);
+                        self.fresh = true;
+                    }
+                    return;
+                }
+            }
+        }
         let mut cap_from = self.capturing.then_some(0);
         let mut key_from = self.in_key.then_some(0);
         let mut i = 0;
@@ -254,23 +271,48 @@ impl MemberScanner {
     }
 }
 
-/// Offset of the first `"`, `[`, `]`, `{` or `}` in `s`, or `s.len()`.
-///
-/// Checks 32 bytes at a time without early exit inside a block, which vectorises: the
-/// numbers of an embeddings array are skipped at several GB/s.
-fn next_bracket_or_quote(s: &[u8]) -> usize {
-    // Clearing bit 5 maps `{` onto `[` and `}` onto `]`, and nothing else onto either.
-    let hit = |b: u8| b == b'"' || b & 0xDF == b'[' || b & 0xDF == b']';
-    let mut blocks = s.chunks_exact(32);
-    let mut offset = 0;
-    for block in &mut blocks {
-        if block.iter().fold(false, |any, &b| any | hit(b)) {
-            return offset + block.iter().position(|&b| hit(b)).unwrap_or(0);
-        }
-        offset += 32;
+/// The fast path for a document that arrives whole in its first chunk, as most answers
+/// do: the raw value of the last top-level member `key` (as the streaming scan would
+/// capture it, up to its `,` or `}`), found by jumping from quote to bracket instead of
+/// stepping through every byte. `None` when `doc` is not one whole object with
+/// nothing after it but whitespace: then the streaming scan reads it.
+fn whole_object_member<'a>(doc: &'a [u8], key: &[u8]) -> Option<Option<&'a [u8]>> {
+    let mut i = skip_ws(doc, 0);
+    if doc.get(i) != Some(&b'{') {
+        return None;
     }
-    let rest = blocks.remainder();
-    offset + rest.iter().position(|&b| hit(b)).unwrap_or(rest.len())
+    i = skip_ws(doc, i + 1);
+    let mut found = None;
+    if doc.get(i) == Some(&b'}') {
+        return (skip_ws(doc, i + 1) == doc.len()).then_some(None);
+    }
+    loop {
+        if doc.get(i) != Some(&b'"') {
+            return None;
+        }
+        let (end, escaped) = string_end(doc, i)?;
+        let name = &doc[i + 1..end - 1];
+        let hit = if escaped {
+            std::str::from_utf8(key).is_ok_and(|k| unescaped_key_is(name, k))
+        } else {
+            name == key
+        };
+        i = skip_ws(doc, end);
+        if doc.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(doc, i + 1);
+        i = skip_ws(doc, value_end(doc, start)?);
+        let delimiter = *doc.get(i)?;
+        if hit && i - start <= MAX_CAPTURE {
+            found = Some(&doc[start..i]);
+        }
+        match delimiter {
+            b',' => i = skip_ws(doc, i + 1),
+            b'}' => return (skip_ws(doc, i + 1) == doc.len()).then_some(found),
+            _ => return None,
+        }
+    }
 }
 
 /// Whether the raw (escaped) key text decodes to `want`.

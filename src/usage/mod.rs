@@ -32,7 +32,7 @@ mod tracker_tests;
 
 use bytes::Bytes;
 
-pub use inject::inject_include_usage;
+pub use inject::{inject_include_usage, Injection};
 pub use meter::Meter;
 
 use extract::Extract;
