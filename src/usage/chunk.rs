@@ -108,11 +108,15 @@ fn each_colon(data: &[u8], mut f: impl FnMut(usize)) {
 
 /// The key that ends at the `:` at `colon`, if the scan reads it.
 fn key_before(data: &[u8], colon: usize) -> Option<Key> {
-    let close = data[..colon]
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+    // Compact JSON puts the key's closing quote right before the colon.
+    let mut close = colon.checked_sub(1)?;
     if data[close] != b'"' {
-        return None;
+        close = data[..colon]
+            .iter()
+            .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+        if data[close] != b'"' {
+            return None;
+        }
     }
     // Most keys are ruled out by their last letter, before any comparison.
     let names: &[(&[u8], Key)] = match data[..close].last()? {
