@@ -13,8 +13,11 @@ pub mod gauge;
 mod shared;
 pub mod window;
 
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+
+use bytes::BytesMut;
 
 use http::{HeaderName, HeaderValue};
 
@@ -212,8 +215,11 @@ impl Limiter {
 
 /// OpenAI's header trio for requests and for tokens, each from the applicable
 /// window with the least remaining.
+///
+/// The limits are prebuilt; the remaining counts and reset times are written into one
+/// buffer that the four values share, one allocation instead of four.
 fn headers(k: &KeyLimiter, verdicts: &[(usize, Kind, Verdict)]) -> Vec<ExtraHeader> {
-    const NAMES: [[HeaderName; 3]; 2] = [
+    static NAMES: [[HeaderName; 3]; 2] = [
         [
             HeaderName::from_static("x-ratelimit-limit-requests"),
             HeaderName::from_static("x-ratelimit-remaining-requests"),
@@ -226,23 +232,37 @@ fn headers(k: &KeyLimiter, verdicts: &[(usize, Kind, Verdict)]) -> Vec<ExtraHead
         ],
     ];
     let mut out = Vec::with_capacity(6);
-    for (kind, names) in [Kind::Requests, Kind::Tokens].into_iter().zip(NAMES) {
+    let mut text = BytesMut::with_capacity(64);
+    // (name, range in `text`) of each value written.
+    let mut written: [(&HeaderName, Range<usize>); 4] =
+        std::array::from_fn(|_| (&NAMES[0][1], 0..0));
+    let mut n = 0;
+    for (kind, names) in [Kind::Requests, Kind::Tokens].iter().zip(&NAMES) {
         let tightest = verdicts
             .iter()
-            .filter(|(_, k, _)| *k == kind)
+            .filter(|(_, k, _)| k == kind)
             .map(|(i, _, v)| match v {
                 Verdict::Fits(s) | Verdict::Wait { standing: s, .. } => (*i, *s),
             })
             .min_by_key(|(_, s)| s.remaining);
         let Some((scope, s)) = tightest else { continue };
-        if let Some(limit) = k.limit_header(scope, kind) {
+        if let Some(limit) = k.limit_header(scope, *kind) {
             out.push((names[0].clone(), limit));
         }
-        out.push((names[1].clone(), HeaderValue::from(s.remaining)));
+        let start = text.len();
+        window::put_u64(&mut text, s.remaining);
+        written[n] = (&names[1], start..text.len());
         let mut buf = [0u8; 32];
-        let n = window::write_reset(&mut buf, s.reset_ns);
-        if let Ok(v) = HeaderValue::from_bytes(&buf[..n]) {
-            out.push((names[2].clone(), v));
+        let len = window::write_reset(&mut buf, s.reset_ns);
+        let start = text.len();
+        text.extend_from_slice(&buf[..len]);
+        written[n + 1] = (&names[2], start..text.len());
+        n += 2;
+    }
+    let text = text.freeze();
+    for (name, range) in &written[..n] {
+        if let Ok(v) = HeaderValue::from_maybe_shared(text.slice(range.clone())) {
+            out.push(((*name).clone(), v));
         }
     }
     out

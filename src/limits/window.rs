@@ -134,11 +134,17 @@ impl Window {
 /// `1.5s`, `6m0s`, `1h2m3s`) into `buf` without allocating; returns its length.
 pub fn write_reset(buf: &mut [u8; 32], ns: u64) -> usize {
     use std::io::Write;
-    let mut w = &mut buf[..];
     let ms = ns.div_ceil(1_000_000);
-    let _ = if ms < 1000 {
-        write!(w, "{ms}ms")
-    } else {
+    if ms < 1000 {
+        // The common case, without the formatting machinery.
+        let digits = decimal(ms);
+        let digits = digits.as_slice();
+        buf[..digits.len()].copy_from_slice(digits);
+        buf[digits.len()..digits.len() + 2].copy_from_slice(b"ms");
+        return digits.len() + 2;
+    }
+    let mut w = &mut buf[..];
+    let _ = {
         let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
         let (m, rest) = (rest / 60_000, rest % 60_000);
         let _ = match (h, m) {
@@ -155,6 +161,38 @@ pub fn write_reset(buf: &mut [u8; 32], ns: u64) -> usize {
         }
     };
     32 - w.len()
+}
+
+/// The decimal digits of `n`.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn as_slice(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+}
+
+fn decimal(mut n: u64) -> Decimal {
+    let mut d = Decimal {
+        digits: [0; 20],
+        start: 20,
+    };
+    loop {
+        d.start -= 1;
+        d.digits[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+pub fn put_u64(out: &mut bytes::BytesMut, n: u64) {
+    out.extend_from_slice(decimal(n).as_slice());
 }
 
 #[cfg(test)]

@@ -94,10 +94,7 @@ pub async fn run(
             body_len: body.len(),
         };
         let header = upreq::build(session.req_header(), &out).map_err(Stop::Abort)?;
-        let mut extra = response_headers(state, target, plan.endpoint.is_some());
-        if let Some(lease) = &ctx.limits {
-            extra.extend(lease.headers.iter().cloned());
-        }
+        let extra = response_headers(state, target, plan.endpoint.is_some());
         ctx.attempt.count += 1;
         ctx.route.provider = Some(target.provider);
         ctx.route.model = target.model;
@@ -117,7 +114,7 @@ pub async fn run(
             // While every failure was a 429, a last 429 is answered by tollgate
             // (with the soonest Retry-After of the pool), not relayed.
             own_429: all_rate_limited,
-            extra: &extra,
+            extra: [&extra, ctx.limits.as_ref().map_or(&[], |l| &l.headers)],
             settings: &state.config.upstream,
         };
         let result = gw.exchanger.run(session, attempt, &mut ctx.usage).await;

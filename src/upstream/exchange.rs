@@ -115,8 +115,8 @@ pub struct Attempt<'a> {
     pub last: bool,
     /// …except a 429, which tollgate answers itself when this is set.
     pub own_429: bool,
-    /// Headers added to the client's response (`x-tollgate-*`).
-    pub extra: &'a [ExtraHeader],
+    /// Headers added to the client's response (`x-tollgate-*`, then `x-ratelimit-*`).
+    pub extra: [&'a [ExtraHeader]; 2],
     pub settings: &'a UpstreamSettings,
 }
 
@@ -466,12 +466,12 @@ const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "u
 /// `ResponseHeader::insert_header` would parse and copy each name twice, once
 /// for the case map, which made the six `x-ratelimit-*` headers the main cost
 /// of rate limiting.
-fn prepare_response(upstream: &ResponseHeader, extra: &[ExtraHeader]) -> Box<ResponseHeader> {
+fn prepare_response(upstream: &ResponseHeader, extra: [&[ExtraHeader]; 2]) -> Box<ResponseHeader> {
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = upstream.status;
     parts.version = upstream.version;
     let headers = &mut parts.headers;
-    headers.reserve(upstream.headers.len() + extra.len() + 1);
+    headers.reserve(upstream.headers.len() + extra[0].len() + extra[1].len() + 1);
     for (name, value) in &upstream.headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             headers.append(name.clone(), value.clone());
@@ -488,7 +488,7 @@ fn prepare_response(upstream: &ResponseHeader, extra: &[ExtraHeader]) -> Box<Res
             HeaderValue::from_static("chunked"),
         );
     }
-    for (name, value) in extra {
+    for (name, value) in extra.into_iter().flatten() {
         headers.insert(name.clone(), value.clone());
     }
     Box::new(ResponseHeader::from(parts))
@@ -518,7 +518,7 @@ mod tests {
             HeaderName::from_static("x-tollgate-provider"),
             HeaderValue::from_static("openai"),
         )];
-        let r = prepare_response(&up, &extra);
+        let r = prepare_response(&up, [&extra, &[]]);
         assert!(r.headers.get("connection").is_none());
         assert_eq!(r.headers["x-tollgate-provider"], "openai");
         assert_eq!(r.headers["x-request-id"], "r1");
@@ -528,9 +528,9 @@ mod tests {
         r.header_to_h1_wire(&mut wire);
         let wire = String::from_utf8(wire).unwrap();
         assert!(wire.contains("x-tollgate-provider: openai\r\n"), "{wire}");
-        let r = prepare_response(&ResponseHeader::build(204, None).unwrap(), &[]);
+        let r = prepare_response(&ResponseHeader::build(204, None).unwrap(), [&[], &[]]);
         assert!(r.headers.get("transfer-encoding").is_none());
-        let r = prepare_response(&ResponseHeader::build(200, None).unwrap(), &[]);
+        let r = prepare_response(&ResponseHeader::build(200, None).unwrap(), [&[], &[]]);
         assert_eq!(r.headers["transfer-encoding"], "chunked");
     }
 }
