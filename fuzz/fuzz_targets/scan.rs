@@ -170,7 +170,7 @@ fn check_rewrite(body: &[u8], v: &Value, s: &Scan<'_>, model: &str) {
 
 /// `include_usage` is added exactly to streaming bodies lacking it, changing nothing else.
 fn check_inject(body: &[u8], v: &Value, s: &Scan<'_>) {
-    let Some(out) = inject_include_usage(body, s) else {
+    let Some(injected) = inject_include_usage(body, s) else {
         assert!(
             !s.stream || s.include_usage == Some(true),
             "a streaming body without include_usage was left alone"
@@ -181,11 +181,12 @@ fn check_inject(body: &[u8], v: &Value, s: &Scan<'_>) {
         s.stream && s.include_usage != Some(true),
         "injected needlessly"
     );
-    let got: Value = match serde_json::from_slice(&out) {
+    let out = &injected.body;
+    let got: Value = match serde_json::from_slice(out) {
         Ok(got) => got,
         Err(e) => panic!(
             "injected body is not JSON ({e}): {:?}",
-            String::from_utf8_lossy(&out)
+            String::from_utf8_lossy(out)
         ),
     };
     let mut want = v.clone();
@@ -199,8 +200,13 @@ fn check_inject(body: &[u8], v: &Value, s: &Scan<'_>) {
         got, want,
         "injection changed more than stream_options.include_usage"
     );
-    let again = scan(&out).expect("the injected body fails the scan");
-    assert_eq!(again.model, s.model, "injection moved the model");
+    let again = scan(out).expect("the injected body fails the scan");
+    assert_eq!(again.model, s.model, "injection changed the model");
+    assert_eq!(
+        injected.moved(s.model_span.clone()),
+        again.model_span,
+        "the model literal is not where the edits say it moved"
+    );
     assert_eq!(
         again.include_usage,
         Some(true),
