@@ -90,14 +90,20 @@ pub(crate) fn value_end(doc: &[u8], mut i: usize) -> Option<usize> {
             }
         }
         _ => {
+            // A number or a literal. Any other byte (a stray quote, a control byte) is
+            // not JSON: the caller's slower reader decides, so that a malformed body is
+            // read the same whether it came whole or in pieces.
             let start = i;
             while doc
                 .get(i)
-                .is_some_and(|b| !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
             {
                 i += 1;
             }
-            (i > start).then_some(i)
+            let delimited = doc
+                .get(i)
+                .is_none_or(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'));
+            (i > start && delimited).then_some(i)
         }
     }
 }
