@@ -10,10 +10,12 @@
 //! follows a letter closes one. So `"name"` followed by `:` is exactly a key, and
 //! text that merely looks like one (inside a string, its quotes are escaped) is never
 //! taken for it. Keys are found at any depth, where serde looks only at
-//! `choices[].delta…`. In a chat chunk they occur nowhere else, so the two agree on
-//! well-formed chunks (`chunk_tests` checks fixtures and generated chunks). A
-//! malformed chunk still gives what its keys say, where serde would drop it. Keys
-//! written with escapes are not recognised.
+//! `choices[].delta…` and `choices[].text`. The text keys occur nowhere else, except
+//! `text`: a chat chunk (one with a `delta`) can hold it in content parts or in
+//! OpenRouter's `reasoning_details`, which repeat `reasoning`, so `text` counts only
+//! in completions chunks. The two readers agree on well-formed chunks (`chunk_tests`
+//! checks fixtures and generated chunks). A malformed chunk still gives what its keys
+//! say, where serde would drop it. Keys written with escapes are not recognised.
 //!
 //! [`ChatChunk`]: super::wire::ChatChunk
 
@@ -36,7 +38,13 @@ pub(crate) struct Scan<'a> {
 /// The keys the scan reads.
 #[derive(Debug, Clone, Copy)]
 enum Key {
+    /// Generated text wherever it is (`content`, `reasoning…`, `arguments`).
     Text,
+    /// `text`: a completions choice's text, but inside a chat `delta` a repeat or a
+    /// part (OpenRouter's `reasoning_details[].text` repeats `reasoning`).
+    ChoiceText,
+    /// Marks a chat chunk, whose `text` keys are not counted.
+    Delta,
     Usage,
     Choices,
     FinishReason,
@@ -45,6 +53,7 @@ enum Key {
 /// Reads a chunk's keys (see the module docs).
 pub(crate) fn scan(data: &[u8]) -> Scan<'_> {
     let mut s = Scan::default();
+    let (mut choice_text, mut chat) = (0, false);
     each_colon(data, |colon| {
         let Some(key) = key_before(data, colon) else {
             return;
@@ -59,6 +68,12 @@ pub(crate) fn scan(data: &[u8]) -> Scan<'_> {
                     s.text_bytes += w.text_len().unwrap_or(0);
                 }
             }
+            Key::ChoiceText => {
+                if w.peek() == Some(b'"') {
+                    choice_text += w.text_len().unwrap_or(0);
+                }
+            }
+            Key::Delta => chat = true,
             // OpenAI puts `"usage":null` on every chunk of a stream that asked for usage.
             Key::Usage => {
                 if w.null() == Some(false) {
@@ -73,6 +88,9 @@ pub(crate) fn scan(data: &[u8]) -> Scan<'_> {
             Key::FinishReason => s.finished |= w.null() == Some(false),
         }
     });
+    if !chat {
+        s.text_bytes += choice_text;
+    }
     s
 }
 
@@ -123,8 +141,9 @@ fn key_before(data: &[u8], colon: usize) -> Option<Key> {
         b't' => &[
             (b"content", Key::Text),
             (b"reasoning_content", Key::Text),
-            (b"text", Key::Text),
+            (b"text", Key::ChoiceText),
         ],
+        b'a' => &[(b"delta", Key::Delta)],
         b'g' => &[(b"reasoning", Key::Text)],
         b's' => &[(b"arguments", Key::Text), (b"choices", Key::Choices)],
         b'e' => &[(b"usage", Key::Usage)],

@@ -92,6 +92,9 @@ fn shapes_and_edge_cases() {
         r#"{"choices":[{"delta":{"reasoning_content":"\\"}}]}"#,
         r#"{"choices":[{"delta":{"content":7}},{"delta":{"content":[1,"a"]}},{"delta":{"content":{"x":"y"}}}]}"#,
         r#"{"choices":[{"text":true,"finish_reason":0}]}"#,
+        // OpenRouter repeats reasoning in `reasoning_details`; content parts carry `text`.
+        r#"{"choices":[{"index":0,"delta":{"reasoning":"abc","reasoning_details":[{"type":"reasoning.text","text":"abc","format":"unknown"}]}}]}"#,
+        r#"{"choices":[{"delta":{"content":[{"type":"text","text":"part"}]}}]}"#,
         r#"{"id":"x","choices":[{"logprobs":{"content":[{"token":"a","bytes":[97]}]},"delta":{"content":"a"}}]}"#,
         r#"{"id":"usage","object":"choices","choices":[{"delta":{"content":"\"usage\": {\"prompt_tokens\": 9} \\"}}]}"#,
     ];
@@ -168,14 +171,16 @@ fn delta() -> impl Strategy<Value = Value> {
         })
 }
 
-fn choice() -> impl Strategy<Value = Value> {
-    (delta(), text(), text(), any::<u8>()).prop_map(|(delta, text, finish, mask)| {
+/// A chat choice (`delta`, maybe) or a completions one (`text`, maybe): never both, as
+/// no provider sends a chunk mixing them.
+fn choice(chat: bool) -> impl Strategy<Value = Value> {
+    (delta(), text(), text(), any::<u8>()).prop_map(move |(delta, text, finish, mask)| {
         let mut c = serde_json::Map::new();
         c.insert("index".into(), 0.into());
-        if mask & 1 != 0 {
+        if mask & 1 != 0 && chat {
             c.insert("delta".into(), delta);
         }
-        if mask & 2 != 0 {
+        if mask & 2 != 0 && !chat {
             c.insert("text".into(), text);
         }
         if mask & 4 != 0 {
@@ -197,7 +202,8 @@ fn chunk() -> impl Strategy<Value = Value> {
         Just(json!("not usage")),
     ];
     (
-        prop::option::of(prop::collection::vec(choice(), 0..3)),
+        any::<bool>()
+            .prop_flat_map(|chat| prop::option::of(prop::collection::vec(choice(chat), 0..3))),
         usage,
         any::<u8>(),
     )
