@@ -1,5 +1,6 @@
 //! Byte-level helpers shared by the JSON readers that skip what they do not need
-//! (`request::vision`, `usage::chunk`, `usage::wire`).
+//! (`request::vision`, and in `usage` the body scanner, the stream chunk scan, the
+//! usage-object walk and the `include_usage` injection).
 
 use std::borrow::Cow;
 

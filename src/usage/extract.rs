@@ -108,7 +108,7 @@ impl Extract {
 
     fn parse_usage(&self, value: &[u8]) -> Option<Usage> {
         match self.format {
-            Format::OpenAiJson | Format::OpenAiSse => openai_usage(value).ok().flatten(),
+            Format::OpenAiJson | Format::OpenAiSse => openai_usage(value),
             Format::ResponsesJson | Format::ResponsesSse => {
                 parse::<ResponsesUsage>(value).map(|u| u.to_usage())
             }
@@ -181,15 +181,12 @@ impl Extract {
     }
 }
 
-/// An OpenAI usage value: `Ok(None)` for `null`, `Err` if it is not a usage object.
-/// The plain shape is read without serde (see `counts`).
-fn openai_usage(raw: &[u8]) -> Result<Option<Usage>, ()> {
-    if let Some(usage) = counts::openai_usage(raw) {
-        return Ok(usage);
-    }
-    match serde_json::from_slice::<Option<OpenAiUsage>>(raw) {
-        Ok(usage) => Ok(usage.map(|u| u.to_usage())),
-        Err(_) => Err(()),
+/// A captured OpenAI usage value (`None` for `null` or a malformed value). The plain
+/// shape is read without serde (see `counts`).
+fn openai_usage(raw: &[u8]) -> Option<Usage> {
+    match counts::openai_usage(raw) {
+        Some(usage) => usage,
+        None => parse::<OpenAiUsage>(raw).map(|u| u.to_usage()),
     }
 }
 
