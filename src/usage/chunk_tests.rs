@@ -97,6 +97,10 @@ fn shapes_and_edge_cases() {
         r#"{"choices":[{"delta":{"content":[{"type":"text","text":"part"}]}}]}"#,
         r#"{"id":"x","choices":[{"logprobs":{"content":[{"token":"a","bytes":[97]}]},"delta":{"content":"a"}}]}"#,
         r#"{"id":"usage","object":"choices","choices":[{"delta":{"content":"\"usage\": {\"prompt_tokens\": 9} \\"}}]}"#,
+        // Keys within the first eight bytes, long keys right after a quote.
+        r#"{"usage":{"prompt_tokens":1},"choices":[]}"#,
+        r#"{"choices":[{"delta":{"reasoning_content":"a","xreasoning_content":"b","reasoning_contentx":"c"}}]}"#,
+        r#"{"choices":[{"delta":{"xcontent":"a","content_":"b","tool_calls":[{"function":{"arguments":"c","rguments":"d"}}]}}]}"#,
     ];
     for c in cases {
         assert!(by_serde(c.as_bytes()).is_some(), "serde refuses {c}");
@@ -233,6 +237,13 @@ proptest! {
             serde_json::to_vec(&v).unwrap()
         };
         same(&data);
+    }
+
+    #[test]
+    fn colons_are_found_where_they_are(data in prop::collection::vec(prop_oneof![Just(b':'), Just(b';'), Just(b'z'), any::<u8>()], 0..80)) {
+        let found: Vec<usize> = Colons::new(&data).collect();
+        let expected: Vec<usize> = (0..data.len()).filter(|&i| data[i] == b':').collect();
+        prop_assert_eq!(found, expected);
     }
 
     #[test]
