@@ -109,6 +109,14 @@ impl SseReader {
             }
         }
         while let Some(rest) = chunk.get(pos..).filter(|r| !r.is_empty()) {
+            if let Some((len, data)) = self.whole_event(rest) {
+                pos += len;
+                sink(Boundary {
+                    end: pos,
+                    event: Event::Data(data),
+                });
+                continue;
+            }
             let Some(i) = memchr::memchr2(b'\n', b'\r', rest) else {
                 self.grow(rest.len());
                 self.content(rest);
@@ -130,6 +138,20 @@ impl SseReader {
             self.end_line(end, sink);
             pos = end;
         }
+    }
+
+    /// The common event, whole at the start of `rest` between events: one `data` line
+    /// and a blank line, both ending in LF. Its length and data, read in place (no copy,
+    /// no line state); anything else goes the general way.
+    fn whole_event<'c>(&self, rest: &'c [u8]) -> Option<(usize, &'c [u8])> {
+        if self.line != Line::Start || self.has_data || self.event_len != 0 {
+            return None;
+        }
+        let value = rest.strip_prefix(b"data:")?;
+        let start = 5 + usize::from(value.first() == Some(&b' '));
+        let end = start + memchr::memchr2(b'\n', b'\r', rest.get(start..)?)?;
+        let blank = rest.get(end..end + 2) == Some(b"\n\n");
+        (blank && end + 2 <= MAX_EVENT).then(|| (end + 2, &rest[start..end]))
     }
 
     /// At the end of the body: reports an event left without its blank line, at offset 0
