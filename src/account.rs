@@ -89,15 +89,6 @@ pub fn settle(state: &State, ctx: &Ctx) -> Settled {
     };
     let used = usage.input.saturating_add(usage.output);
     let labels3 = [access, provider, model];
-    let tokens = |kind: &str, n: u64| {
-        if n > 0 {
-            m.tokens
-                .with_label_values(&[access, provider, model, kind])
-                .inc_by(n);
-        }
-    };
-    tokens("input", usage.input);
-    tokens("output", usage.output);
     let price = price(state, ctx);
     if price.is_none() {
         for (kind, n) in [("input", usage.input), ("output", usage.output)] {
@@ -109,9 +100,14 @@ pub fn settle(state: &State, ctx: &Ctx) -> Settled {
         }
     }
     let charge = billing::charge(billing_kind, Some(&usage), price.as_ref(), state.config.fee);
-    if charge.total() > 0 {
-        m.credits.with_label_values(&labels3).inc_by(charge.total());
-    }
+    let index = |i: Option<usize>| i.map_or(u32::MAX, |i| u32::try_from(i).unwrap_or(u32::MAX));
+    let key = (
+        state.generation,
+        index(ctx.auth.access_key),
+        index(ctx.route.provider),
+        index(ctx.route.model),
+    );
+    m.add_spend(key, labels3, [usage.input, usage.output, charge.total()]);
     Settled {
         charge,
         usage: Some(usage),

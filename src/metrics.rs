@@ -2,6 +2,9 @@
 //! pingora-prometheus serves on the metrics listener. Label values are names,
 //! never secrets, and bounded: models outside the catalog are `unlisted`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 use pingora_prometheus::prometheus::{
@@ -125,4 +128,127 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match build() {
 /// The process's metrics (`None` only if registration failed, which is logged).
 pub fn metrics() -> Option<&'static Metrics> {
     METRICS.as_ref()
+}
+
+/// The token and credit counters of one access key, provider and model, each made
+/// when it first counts something (a series at zero is never published).
+#[derive(Default)]
+struct Spend([Option<IntCounter>; 3]);
+
+/// Which [`Spend`]: the state's generation, then the access key, provider and model
+/// indices in that state (`u32::MAX` for none).
+pub type SpendKey = (u64, u32, u32, u32);
+
+/// Each worker thread's [`Spend`] counters of the current state generation.
+#[derive(Default)]
+struct SpendCache {
+    generation: u64,
+    series: HashMap<SpendKey, Spend, BuildHasherDefault<IndexHasher>>,
+}
+
+thread_local! {
+    static SPEND: RefCell<SpendCache> = RefCell::new(SpendCache::default());
+}
+
+impl Metrics {
+    /// Adds input tokens, output tokens and micro-USD to the series of `labels`
+    /// (access key, provider, model), which `key` names.
+    ///
+    /// Resolving label values costs about 300 instructions a counter (hash, lock,
+    /// map lookup), so each thread keeps the counters it used; a new state generation
+    /// (a reload, which may renumber keys and models) starts afresh.
+    pub fn add_spend(&self, key: SpendKey, labels: [&str; 3], amounts: [u64; 3]) {
+        SPEND.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.generation != key.0 {
+                cache.generation = key.0;
+                cache.series.clear();
+            }
+            let spend = cache.series.entry(key).or_default();
+            let [access, provider, model] = labels;
+            for (i, (slot, n)) in spend.0.iter_mut().zip(amounts).enumerate() {
+                if n == 0 {
+                    continue;
+                }
+                slot.get_or_insert_with(|| match i {
+                    0 => self
+                        .tokens
+                        .with_label_values(&[access, provider, model, "input"]),
+                    1 => self
+                        .tokens
+                        .with_label_values(&[access, provider, model, "output"]),
+                    _ => self.credits.with_label_values(&labels),
+                })
+                .inc_by(n);
+            }
+        });
+    }
+}
+
+/// A hasher for small tuples of indices (FxHash's mixing step): no SipHash rounds
+/// for keys that no client chooses.
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let families = pingora_prometheus::prometheus::gather();
+        let family = families.iter().find(|f| f.name() == name)?;
+        family.get_metric().iter().find_map(|m| {
+            let all = labels.iter().all(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            });
+            all.then(|| m.get_counter().value())
+        })
+    }
+
+    #[test]
+    fn spend_counts_into_the_labelled_series_and_publishes_no_zeros() {
+        let m = metrics().expect("metrics register");
+        let labels = ["spend-test", "openai", "gpt-4o"];
+        let input = [("access_key", "spend-test"), ("kind", "input")];
+        let output = [("access_key", "spend-test"), ("kind", "output")];
+        let credits = [("access_key", "spend-test")];
+        m.add_spend((7, 0, 1, 2), labels, [10, 0, 0]);
+        assert_eq!(value("tollgate_tokens_total", &input), Some(10.0));
+        assert_eq!(value("tollgate_tokens_total", &output), None);
+        assert_eq!(
+            value("tollgate_credits_spent_microusd_total", &credits),
+            None
+        );
+        m.add_spend((7, 0, 1, 2), labels, [1, 2, 3]);
+        // A new generation resolves the labels again: the same series, counting on.
+        m.add_spend((8, 5, 1, 2), labels, [1, 2, 3]);
+        assert_eq!(value("tollgate_tokens_total", &input), Some(12.0));
+        assert_eq!(value("tollgate_tokens_total", &output), Some(4.0));
+        assert_eq!(
+            value("tollgate_credits_spent_microusd_total", &credits),
+            Some(6.0)
+        );
+    }
 }

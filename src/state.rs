@@ -14,6 +14,8 @@ use crate::upstream::Upstream;
 
 #[derive(Debug)]
 pub struct State {
+    /// Distinct for every state built in this process (see [`crate::metrics::Spend`]).
+    pub generation: u64,
     pub config: Config,
     pub catalog: Catalog,
     /// One per catalog provider, same index.
@@ -161,7 +163,9 @@ impl State {
             1 => return Err(problems.remove(0)),
             _ => return Err(StateError::Many(problems)),
         }
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let state = State {
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             limits,
             allow,
             models_api: ModelsApi::render(&catalog),
