@@ -240,6 +240,31 @@ proptest! {
     }
 
     #[test]
+    fn an_envelope_reads_a_stream_as_scan_reads_each_chunk(
+        chunks in prop::collection::vec((chunk(), 0..6usize), 1..6),
+        mixed in any::<bool>(),
+    ) {
+        // Members before the rest of each chunk: usual ones, ones that hold keys the scan
+        // reads or text that looks like them, and whitespace.
+        const ENVELOPES: [&str; 6] = [
+            "",
+            r#""id":"chatcmpl-1","model":"m","#,
+            r#""id":"a\"choices\":[","#,
+            r#""usage":null,"#,
+            r#""x":{"choices":[1]},"#,
+            r#" "id" : "c" , "#,
+        ];
+        let mut envelope = Envelope::default();
+        let first_env = chunks[0].1;
+        for (v, env) in chunks {
+            let body = serde_json::to_string(&v).unwrap();
+            let env = if mixed { env } else { first_env };
+            let data = format!("{{{}{}", ENVELOPES[env], &body[1..]);
+            prop_assert_eq!(envelope.scan(data.as_bytes()), scan(data.as_bytes()), "{}", data);
+        }
+    }
+
+    #[test]
     fn colons_are_found_where_they_are(data in prop::collection::vec(prop_oneof![Just(b':'), Just(b';'), Just(b'z'), any::<u8>()], 0..80)) {
         let found: Vec<usize> = Colons::new(&data).collect();
         let expected: Vec<usize> = (0..data.len()).filter(|&i| data[i] == b':').collect();
@@ -362,4 +387,18 @@ impl<'de> Deserialize<'de> for ToolCalls {
         }
         d.deserialize_seq(V)
     }
+}
+
+#[test]
+fn an_envelope_is_kept_only_when_choices_is_the_first_key_read() {
+    let first = br#"{"id":"c1","model":"m","choices":[{"delta":{"content":"ab"}}]}"#;
+    let mut envelope = Envelope::default();
+    assert_eq!(envelope.scan(first).text_bytes, 2);
+    assert_eq!(envelope.prefix, br#"{"id":"c1","model":"m","choices":["#);
+    let usage = br#"{"id":"c1","model":"m","choices":[],"usage":{"prompt_tokens":1}}"#;
+    let s = envelope.scan(usage);
+    assert_eq!((s.choices_empty, s.usage.is_some()), (Some(true), true));
+    let mut other = Envelope::default();
+    let _ = other.scan(br#"{"usage":null,"choices":[]}"#);
+    assert!(other.prefix.is_empty());
 }

@@ -47,6 +47,8 @@ pub(crate) struct Extract {
     anthropic: Option<AnthropicUsage>,
     complete: bool,
     text_bytes: u64,
+    /// What an OpenAI stream's chunks start with (see [`chunk::Envelope`]).
+    envelope: chunk::Envelope,
 }
 
 impl Extract {
@@ -57,6 +59,7 @@ impl Extract {
             anthropic: None,
             complete: false,
             text_bytes: 0,
+            envelope: chunk::Envelope::default(),
         }
     }
 
@@ -124,7 +127,7 @@ impl Extract {
             self.complete |= self.usage.is_some();
             return false;
         }
-        let chunk = chunk::scan(data);
+        let chunk = self.envelope.scan(data);
         self.text_bytes += chunk.text_bytes;
         let Some(Some(usage)) = chunk.usage.and_then(openai_usage_prefix) else {
             return false;
