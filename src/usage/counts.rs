@@ -55,20 +55,18 @@ impl Walk<'_> {
             return Some(0);
         }
         let start = self.i;
-        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+        let mut n: u64 = 0;
+        while let Some(&d) = self.b.get(self.i).filter(|d| d.is_ascii_digit()) {
+            // More than u64 holds is left to serde.
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
             self.i += 1;
         }
-        let digits = &self.b[start..self.i];
-        let plain = match digits {
+        let plain = match &self.b[start..self.i] {
             [] => false,
             [b'0', _, ..] => false,
             _ => !matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E')),
         };
-        if !plain {
-            return None;
-        }
-        // Digits only, so the text is ASCII; more than u64 holds is left to serde.
-        std::str::from_utf8(digits).ok()?.parse().ok()
+        plain.then_some(n)
     }
 
     /// The count under `key` in a details object (or `null`, or without it: 0).
