@@ -62,8 +62,8 @@ fn server_conf(opt: &Opt) -> Result<ServerConf, String> {
             let mut conf = ServerConf::default();
             conf.merge_with_opt(opt);
             conf.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            // One single-threaded runtime per thread, like nginx's workers: a
-            // connection stays on the thread that accepted it (see README, Performance).
+            // One single-threaded runtime per thread, like nginx's workers: each
+            // accepted connection goes to a random thread and stays there (README, Tuning).
             conf.work_stealing = false;
             // SIGTERM waits this long for in-flight streams before exiting.
             conf.grace_period_seconds = Some(5);

@@ -14,7 +14,7 @@ use crate::upstream::Upstream;
 
 #[derive(Debug)]
 pub struct State {
-    /// Distinct for every state built in this process (see [`crate::metrics::Spend`]).
+    /// Distinct for every state built in this process (see [`crate::metrics::SpendKey`]).
     pub generation: u64,
     pub config: Config,
     pub catalog: Catalog,

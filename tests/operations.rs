@@ -1,6 +1,6 @@
 //! Operating tollgate: SIGHUP reloads (a new alias resolves, a broken file keeps
-//! the old config, streams in flight finish, key health survives), and a graceful
-//! stop exits as soon as the last stream ends.
+//! the old config, streams in flight finish and are settled under their own key,
+//! key health survives), and a graceful stop exits as soon as the last stream ends.
 
 #![allow(clippy::unwrap_used)]
 
@@ -87,6 +87,43 @@ async fn sighup_reloads_and_a_broken_file_keeps_the_old_config() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"tollgate_reloads_total{result="error"} 1"#));
+}
+
+#[tokio::test]
+async fn a_stream_in_flight_over_a_reload_is_settled_under_its_own_key() {
+    let mock = MockProvider::new()
+        .chunks(10)
+        .chunk_delay(Duration::from_millis(50))
+        .start();
+    let gw = Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
+        .config(&config("  fast: [gpt-4o-mini]\n"))
+        .start();
+    let stream = send(&gw, "gpt-4o", true).await;
+    assert_eq!(stream.status(), 200);
+    // The new config lists another key first, so the stream's key is renumbered.
+    reload(
+        &gw,
+        &format!(
+            "access_keys:\n  - {{name: other, key: tg-ops-other}}\n  - {{name: app, key: {KEY}}}\nroutes:\n  fast: [gpt-4o-mini]\n"
+        ),
+    )
+    .await;
+    let body = stream.text().await.unwrap();
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = gw.scrape().await;
+        if metrics.contains(r#"tollgate_tokens_total{access_key="app""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        metrics.contains(r#"tollgate_tokens_total{access_key="app""#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(r#"access_key="other""#), "{metrics}");
 }
 
 #[tokio::test]

@@ -7,12 +7,15 @@ use std::time::Instant;
 use crate::auth::Billing;
 use crate::ledger::Reservation;
 use crate::limits::Lease;
+use crate::state::State;
 use crate::upstream::exchange::Cut;
 use crate::usage::Meter;
 
 #[derive(Debug, Default)]
 pub struct Ctx {
     pub started: Option<Instant>,
+    /// The state the request was routed with: its indices point into it.
+    pub state: Option<Arc<State>>,
     pub auth: AuthCtx,
     pub route: RouteCtx,
     pub attempt: AttemptCtx,

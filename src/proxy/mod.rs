@@ -97,6 +97,9 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.started = Some(Instant::now());
         let state = self.state.load_full();
+        // The request's indices (access key, provider, model) are into this state:
+        // `logging` settles with it even if a reload swapped in another meanwhile.
+        ctx.state = Some(state.clone());
         match dispatch(self, &state, session, ctx).await {
             Ok(()) => Ok(true),
             Err(Stop::Api(e)) => {
@@ -145,7 +148,7 @@ impl ProxyHttp for Gateway {
                 None => 0,
             };
         }
-        let state = self.state.load_full();
+        let state = ctx.state.take().unwrap_or_else(|| self.state.load_full());
         let settled = crate::account::settle(&state, ctx);
         if let Some(lease) = ctx.limits.take() {
             self.limiter.settle(&state, lease, settled.used);

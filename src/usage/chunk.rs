@@ -16,6 +16,8 @@
 //! in completions chunks. The two readers agree on well-formed chunks (`chunk_tests`
 //! checks fixtures and generated chunks). A malformed chunk still gives what its keys
 //! say, where serde would drop it. Keys written with escapes are not recognised.
+//! A stream's chunks share their start up to `"choices":[`; [`Envelope`] skips the
+//! colons of that start once it is known to hold no key the scan reads.
 //!
 //! [`ChatChunk`]: super::wire::ChatChunk
 
@@ -69,7 +71,8 @@ pub(crate) struct Envelope {
 const MAX_ENVELOPE: usize = 1024;
 
 impl Envelope {
-    /// [`scan`] of `data`, a chunk of the stream this envelope belongs to.
+    /// What `data`, a chunk of the stream this envelope belongs to, says (as a full
+    /// scan would read it).
     pub(crate) fn scan<'a>(&mut self, data: &'a [u8]) -> Scan<'a> {
         if !self.prefix.is_empty() && data.starts_with(&self.prefix) {
             let start = self.prefix.len();
