@@ -25,7 +25,7 @@ MODES=("$@"); ((${#MODES[@]})) || MODES=(noacct plain limits)
 MOCK=$(port)
 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --workers 1 >/dev/null 2>&1 &
 PIDS+=($!)
-printf -- "---\nversion: 1\nthreads: 1\nwork_stealing: false\n" >"$TMP/pingora.yaml"
+printf -- "---\nversion: 1\nthreads: 1\n" >"$TMP/pingora.yaml"
 
 config() {
   local key='{name: bench, key: tg-bench-key}' acct=true

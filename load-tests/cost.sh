@@ -33,7 +33,7 @@ OUT=$ROOT/load-tests/out; mkdir -p "$OUT"
 MOCK=$(port)
 taskset -c 1 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --workers 1 >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
-printf -- "---\nversion: 1\nthreads: 1\nwork_stealing: false\n" >"$TMP/pingora.yaml"
+printf -- "---\nversion: 1\nthreads: 1\n" >"$TMP/pingora.yaml"
 MODES=(noacct plain limits)
 declare -A GW PID
 for m in "${MODES[@]}"; do

@@ -86,7 +86,7 @@ http {
 NGINX
 taskset -c 1 nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
 PIDS+=($!); NGX_PID=$!
-printf -- '---\nversion: 1\nthreads: 1\nwork_stealing: false\n' >"$TMP/pingora.yaml"
+printf -- '---\nversion: 1\nthreads: 1\n' >"$TMP/pingora.yaml"
 # tollgate_start CATALOG: one tollgate (1 worker thread) on CPU 1; sets TGP, TGP_PID.
 tollgate_start() {
   TGP=$(port)

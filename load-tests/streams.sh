@@ -56,7 +56,7 @@ taskset -c 1 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --wor
   --chunks "$CHUNKS" --chunk-delay-ms "$DELAY_MS" >"$TMP/mock.log" 2>&1 &
 PIDS+=($!); MOCK_PID=$!
 printf 'access_log:\n  format: off\n' >"$TMP/tollgate.yaml"
-printf -- '---\nversion: 1\nthreads: 1\nwork_stealing: false\n' >"$TMP/pingora.yaml"
+printf -- '---\nversion: 1\nthreads: 1\n' >"$TMP/pingora.yaml"
 OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench TOLLGATE_ACCESS_KEYS=tg-bench-key RUST_LOG=warn \
   taskset -c 0 "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/tollgate.yaml" \
   --listen 127.0.0.1:$TG --metrics-listen 127.0.0.1:$TGM >"$TMP/tollgate.log" 2>&1 &

@@ -30,7 +30,6 @@ cat >"$TMP/pingora.yaml" <<PCONF
 ---
 version: 1
 threads: 2
-work_stealing: false
 upgrade_sock: $TMP/upgrade.sock
 grace_period_seconds: 60
 PCONF

@@ -53,8 +53,7 @@ fn check_tls(tls: &TlsListener) -> Result<(), String> {
     }
 }
 
-/// Pingora's server conf: the `-c` file, or defaults with one worker thread per core
-/// and no work stealing.
+/// Pingora's server conf: the `-c` file, or defaults with one worker thread per core.
 fn server_conf(opt: &Opt) -> Result<ServerConf, String> {
     match &opt.conf {
         Some(_) => ServerConf::load_yaml_with_opt_override(opt).map_err(|e| e.to_string()),
@@ -62,9 +61,6 @@ fn server_conf(opt: &Opt) -> Result<ServerConf, String> {
             let mut conf = ServerConf::default();
             conf.merge_with_opt(opt);
             conf.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            // One single-threaded runtime per thread, like nginx's workers: each
-            // accepted connection goes to a random thread and stays there (README, Tuning).
-            conf.work_stealing = false;
             // SIGTERM waits this long for in-flight streams before exiting.
             conf.grace_period_seconds = Some(5);
             conf.graceful_shutdown_timeout_seconds = Some(300);
