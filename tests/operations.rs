@@ -46,16 +46,23 @@ async fn logged(gw: &Gateway, line: &str) {
     panic!("never logged {line:?}:\n{}", gw.logs());
 }
 
-#[tokio::test]
-async fn sighup_reloads_and_a_broken_file_keeps_the_old_config() {
+/// A gateway (route `fast`) before a mock whose streams send `chunks` chunks 50 ms
+/// apart, so a stream outlives a reload.
+fn slow_streams(chunks: usize) -> (MockHandle, Gateway) {
     let mock = MockProvider::new()
-        .chunks(20)
+        .chunks(chunks)
         .chunk_delay(Duration::from_millis(50))
         .start();
     let gw = Gateway::builder()
         .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
         .config(&config("  fast: [gpt-4o-mini]\n"))
         .start();
+    (mock, gw)
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_a_broken_file_keeps_the_old_config() {
+    let (_mock, gw) = slow_streams(20);
     assert_eq!(send(&gw, "fast", false).await.status(), 200);
     assert_eq!(send(&gw, "quick", false).await.status(), 404);
 
@@ -91,14 +98,7 @@ async fn sighup_reloads_and_a_broken_file_keeps_the_old_config() {
 
 #[tokio::test]
 async fn a_stream_in_flight_over_a_reload_is_settled_under_its_own_key() {
-    let mock = MockProvider::new()
-        .chunks(10)
-        .chunk_delay(Duration::from_millis(50))
-        .start();
-    let gw = Gateway::builder()
-        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
-        .config(&config("  fast: [gpt-4o-mini]\n"))
-        .start();
+    let (_mock, gw) = slow_streams(10);
     let stream = send(&gw, "gpt-4o", true).await;
     assert_eq!(stream.status(), 200);
     // The new config lists another key first, so the stream's key is renumbered.
