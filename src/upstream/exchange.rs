@@ -23,6 +23,7 @@ use pingora_proxy::Session;
 use pingora_timeout::timeout;
 use tokio::io::AsyncWriteExt;
 
+use super::pool::Pool;
 use crate::config::UpstreamSettings;
 use crate::usage::Meter;
 
@@ -92,16 +93,19 @@ pub fn retryable(status: u16) -> bool {
     matches!(status, 401 | 403 | 408 | 429) || (500..=599).contains(&status)
 }
 
-/// The upstream half of a request: one pooled transport connector for the whole
-/// process (connections keyed by peer: address, TLS, SNI).
+/// The upstream half of a request: pingora's transport connector makes new
+/// connections (TCP, TLS, SNI); idle ones wait in tollgate's own pool, keyed by
+/// peer (address, TLS, SNI).
 pub struct Exchanger {
     transport: TransportConnector,
+    pool: Pool,
 }
 
 impl Default for Exchanger {
     fn default() -> Self {
         Exchanger {
             transport: TransportConnector::new(None),
+            pool: Pool::default(),
         }
     }
 }
@@ -131,11 +135,21 @@ impl Exchanger {
     ) -> Result<Relayed, AttemptError> {
         let mut fresh_retry = true;
         loop {
-            let (stream, reused) = self
-                .transport
-                .get_stream(&a.peer)
-                .await
-                .map_err(|e| AttemptError::Retry(connect_failure(&e)))?;
+            let pooled = if fresh_retry {
+                self.pool.take(a.peer.reuse_hash())
+            } else {
+                None
+            };
+            let (stream, reused) = match pooled {
+                Some(stream) => (stream, true),
+                None => (
+                    self.transport
+                        .new_stream(&a.peer)
+                        .await
+                        .map_err(|e| AttemptError::Retry(connect_failure(&e)))?,
+                    false,
+                ),
+            };
             let waited = match send(stream, &a).await {
                 Ok(mut up) => match self.wait(session, &mut up, &a).await {
                     Ok(()) => Ok(up),
@@ -323,11 +337,8 @@ impl Exchanger {
         }
         up.respect_keepalive();
         if let Some(stream) = up.reuse().await {
-            self.transport.release_stream(
-                stream,
-                a.peer.reuse_hash(),
-                Some(a.settings.pool_idle_timeout),
-            );
+            self.pool
+                .put(a.peer.reuse_hash(), stream, a.settings.pool_idle_timeout);
         }
     }
 }

@@ -4,6 +4,7 @@
 mod dns;
 pub mod exchange;
 pub mod health;
+pub mod pool;
 pub mod probe;
 pub mod request;
 
