@@ -98,14 +98,14 @@ pub fn retryable(status: u16) -> bool {
 /// peer (address, TLS, SNI).
 pub struct Exchanger {
     transport: TransportConnector,
-    pool: Pool,
+    pool: std::sync::Arc<Pool>,
 }
 
 impl Default for Exchanger {
     fn default() -> Self {
         Exchanger {
             transport: TransportConnector::new(None),
-            pool: Pool::default(),
+            pool: std::sync::Arc::default(),
         }
     }
 }

@@ -4,13 +4,14 @@
 //! it while idle; taking it back means waking that task and waiting for it to let
 //! go of the connection's lock, and its LRU keeps 128 connections for all peers
 //! together, so more concurrent requests than that reconnect. Here an idle
-//! connection is just parked: a stack per peer (the most recently used first,
-//! so the oldest expire), checked for a close or stray bytes when it is taken,
-//! and swept of expired and closed connections at most once a second.
+//! connection is just parked: a stack per peer (the most recently used on top, so
+//! the oldest expire), checked for a close or stray bytes when it is parked and
+//! when it is taken. A task sweeps expired and closed connections of every peer
+//! once a second, outside the lock, so a quiet gateway closes them too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use pingora_core::protocols::Stream;
@@ -18,6 +19,9 @@ use tokio::io::AsyncReadExt;
 
 /// Most idle connections kept for one peer.
 pub const IDLE_PER_PEER: usize = 1024;
+
+/// Most idle connections kept over all peers (each holds a file descriptor).
+pub const IDLE_TOTAL: usize = 4096;
 
 /// How often idle connections of every peer are checked for expiry and closes.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -27,104 +31,134 @@ struct Idle {
     until: Instant,
 }
 
+#[derive(Default)]
 struct Inner {
-    peers: HashMap<u64, Vec<Idle>>,
-    swept: Instant,
+    peers: HashMap<u64, VecDeque<Idle>>,
+    total: usize,
 }
 
 /// Idle connections by peer (pingora's `reuse_hash`: address, TLS, SNI).
+#[derive(Default)]
 pub struct Pool {
     inner: Mutex<Inner>,
-}
-
-impl Default for Pool {
-    fn default() -> Self {
-        Pool {
-            inner: Mutex::new(Inner {
-                peers: HashMap::new(),
-                swept: Instant::now(),
-            }),
-        }
-    }
+    sweeping: OnceLock<()>,
 }
 
 impl Pool {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// An idle connection to the peer that is still open and unexpired.
     pub fn take(&self, peer: u64) -> Option<Stream> {
+        let now = Instant::now();
         loop {
-            let idle = {
-                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                inner.peers.get_mut(&peer)?.pop()?
+            let mut idle = {
+                let mut inner = self.lock();
+                let idle = inner.peers.get_mut(&peer)?.pop_back()?;
+                inner.total -= 1;
+                idle
             };
-            // Taking the newest first: once one has expired, so have the rest.
-            if idle.until <= Instant::now() {
-                let expired = {
-                    let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                    inner.peers.remove(&peer)
-                };
-                drop(expired);
-                return None;
-            }
-            let mut stream = idle.stream;
-            if still_idle(&mut stream) {
-                return Some(stream);
+            // An expired or closed connection is dropped here, outside the lock.
+            if idle.until > now && still_idle(&mut idle.stream) {
+                return Some(idle.stream);
             }
         }
     }
 
-    /// Parks a connection whose exchange ended cleanly, for `idle_timeout`.
-    pub fn put(&self, peer: u64, mut stream: Stream, idle_timeout: Duration) {
+    /// Parks a connection whose exchange ended cleanly, for `idle_timeout`, and
+    /// starts the sweeping task on first use (it needs a tokio runtime).
+    pub fn put(self: &Arc<Self>, peer: u64, mut stream: Stream, idle_timeout: Duration) {
+        if self.sweeping.get().is_none() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                if self.sweeping.set(()).is_ok() {
+                    runtime.spawn(sweep_every(Arc::downgrade(self)));
+                }
+            }
+        }
         if !still_idle(&mut stream) {
             return;
         }
-        let now = Instant::now();
-        let mut dropped = Vec::new();
+        let idle = Idle {
+            stream,
+            until: Instant::now() + idle_timeout,
+        };
+        let refused;
         {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = self.lock();
+            let room = inner.total < IDLE_TOTAL;
             let stack = inner.peers.entry(peer).or_default();
-            if stack.len() >= IDLE_PER_PEER {
-                dropped.push(stack.remove(0));
-            }
-            stack.push(Idle {
-                stream,
-                until: now + idle_timeout,
-            });
-            if now.duration_since(inner.swept) >= SWEEP_EVERY {
-                inner.swept = now;
-                sweep(&mut inner.peers, now, &mut dropped);
+            refused = if !room {
+                Some(idle)
+            } else if stack.len() >= IDLE_PER_PEER {
+                stack.push_back(idle);
+                stack.pop_front()
+            } else {
+                stack.push_back(idle);
+                inner.total += 1;
+                None
+            };
+        }
+        // A socket closes here, outside the lock.
+        drop(refused);
+    }
+
+    /// Closes expired and closed idle connections of every peer. The stacks are
+    /// checked outside the lock (each check may read a socket); what stays goes
+    /// back under whatever was parked meanwhile, which is newer.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let peers = std::mem::take(&mut self.lock().peers);
+        let mut kept: Vec<(u64, VecDeque<Idle>)> = Vec::with_capacity(peers.len());
+        for (peer, stack) in peers {
+            let alive: VecDeque<Idle> = stack
+                .into_iter()
+                .filter_map(|mut idle| {
+                    (idle.until > now && still_idle(&mut idle.stream)).then_some(idle)
+                })
+                .collect();
+            if !alive.is_empty() {
+                kept.push((peer, alive));
             }
         }
-        // Sockets close here, outside the lock.
-        drop(dropped);
+        let mut surplus = Vec::new();
+        {
+            let mut inner = self.lock();
+            for (peer, mut older) in kept {
+                let stack = inner.peers.entry(peer).or_default();
+                older.append(stack);
+                while older.len() > IDLE_PER_PEER {
+                    surplus.extend(older.pop_front());
+                }
+                *stack = older;
+            }
+            inner.total = inner.peers.values().map(VecDeque::len).sum();
+        }
+        drop(surplus);
     }
 
     /// Idle connections held, over all peers.
     #[cfg(test)]
     fn idle_count(&self) -> usize {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.peers.values().map(Vec::len).sum()
+        self.lock().total
     }
 }
 
-/// Moves expired and closed connections of every peer into `dropped`.
-fn sweep(peers: &mut HashMap<u64, Vec<Idle>>, now: Instant, dropped: &mut Vec<Idle>) {
-    for stack in peers.values_mut() {
-        let mut kept = Vec::with_capacity(stack.len());
-        for mut idle in stack.drain(..) {
-            if idle.until > now && still_idle(&mut idle.stream) {
-                kept.push(idle);
-            } else {
-                dropped.push(idle);
-            }
+/// The sweeping task: ends when the pool is gone.
+async fn sweep_every(pool: Weak<Pool>) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        match pool.upgrade() {
+            Some(pool) => pool.sweep(),
+            None => return,
         }
-        *stack = kept;
     }
-    peers.retain(|_, stack| !stack.is_empty());
 }
 
 /// True when an idle connection has nothing to read: not closed by the peer,
 /// no error, and no bytes a server should never send unasked (any of which
-/// would corrupt the next exchange). Reads at most one byte, without waiting.
+/// would corrupt the next exchange). Reads at most one byte, without waiting;
+/// a connection for which it returns false must be dropped.
 fn still_idle(stream: &mut Stream) -> bool {
     let mut byte = [0u8; 1];
     // `unconstrained`: tokio's cooperative budget must not turn a ready read
@@ -156,7 +190,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_open_connection_comes_back_and_only_once() {
-        let pool = Pool::default();
+        let pool = Arc::new(Pool::default());
         let (stream, _server) = pair().await;
         pool.put(7, stream, Duration::from_secs(60));
         assert!(pool.take(8).is_none(), "another peer's key");
@@ -166,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn closed_expired_and_chatty_connections_are_never_handed_out() {
-        let pool = Pool::default();
+        let pool = Arc::new(Pool::default());
         let (closed, server) = pair().await;
         pool.put(1, closed, Duration::from_secs(60));
         drop(server);
@@ -187,24 +221,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_sweep_closes_what_expired_for_every_peer() {
-        let pool = Pool::default();
+    async fn a_sweep_closes_what_expired_for_every_peer_and_keeps_the_rest() {
+        let pool = Arc::new(Pool::default());
         let (a, _sa) = pair().await;
         pool.put(1, a, Duration::from_millis(1));
-        settle().await;
-        pool.inner.lock().unwrap().swept -= SWEEP_EVERY;
         let (b, _sb) = pair().await;
         pool.put(2, b, Duration::from_secs(60));
+        settle().await;
+        pool.sweep();
         assert_eq!(
             pool.idle_count(),
             1,
             "peer 1's expired connection was swept"
         );
+        assert!(pool.take(2).is_some(), "peer 2's connection was kept");
+    }
+
+    #[tokio::test]
+    async fn a_quiet_pool_is_swept_by_its_task() {
+        let pool = Arc::new(Pool::default());
+        let (a, _sa) = pair().await;
+        pool.put(1, a, Duration::from_millis(1));
+        tokio::time::sleep(SWEEP_EVERY + Duration::from_millis(300)).await;
+        assert_eq!(pool.idle_count(), 0, "nothing else touched the pool");
     }
 
     #[tokio::test]
     async fn a_peer_keeps_at_most_its_share_the_newest() {
-        let pool = Pool::default();
+        let pool = Arc::new(Pool::default());
         let mut servers = Vec::new();
         for _ in 0..IDLE_PER_PEER + 2 {
             let (s, server) = pair().await;
