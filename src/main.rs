@@ -54,8 +54,29 @@ const MI_MAX_ALIGN: usize = 16;
 /// The alignment `mi_malloc` gives every block (a machine word).
 const MI_MIN_ALIGN: usize = std::mem::size_of::<usize>();
 
-fn aligned(p: *mut std::ffi::c_void, align: usize) -> bool {
-    (p as usize) & (align - 1) == 0
+/// A block for `layout` from `plain` when that gives the alignment asked, else
+/// from `aligned` (the pair is mimalloc's malloc or zalloc entry points).
+///
+/// # Safety
+/// `layout.size()` is non-zero (the GlobalAlloc contract), and both functions
+/// are mimalloc's, so their blocks are freed by `mi_free`.
+unsafe fn alloc_with(
+    layout: std::alloc::Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut std::ffi::c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut std::ffi::c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    if align <= MI_MAX_ALIGN {
+        // SAFETY: a plain mimalloc call on a non-zero size.
+        let p = unsafe { plain(size) };
+        if p.is_null() || (p as usize) & (align - 1) == 0 {
+            return p.cast();
+        }
+        // SAFETY: `p` came from mimalloc and is not used again.
+        unsafe { libmimalloc_sys::mi_free(p) };
+    }
+    // SAFETY: as above; `align` is a power of two (Layout guarantees it).
+    unsafe { aligned(size, align).cast() }
 }
 
 // SAFETY: every path returns a block of at least `layout.size()` bytes aligned
@@ -63,35 +84,15 @@ fn aligned(p: *mut std::ffi::c_void, align: usize) -> bool {
 // from every mimalloc allocation call.
 unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_free, mi_malloc, mi_malloc_aligned};
-        let (size, align) = (layout.size(), layout.align());
-        if align <= MI_MAX_ALIGN {
-            // SAFETY: plain mimalloc calls on a non-zero size (GlobalAlloc contract).
-            let p = unsafe { mi_malloc(size) };
-            if p.is_null() || aligned(p, align) {
-                return p.cast();
-            }
-            // SAFETY: `p` came from mi_malloc and is not used again.
-            unsafe { mi_free(p) };
-        }
-        // SAFETY: as above; `align` is a power of two (Layout guarantees it).
-        unsafe { mi_malloc_aligned(size, align).cast() }
+        use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
+        // SAFETY: the GlobalAlloc contract gives a non-zero size.
+        unsafe { alloc_with(layout, mi_malloc, mi_malloc_aligned) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_free, mi_zalloc, mi_zalloc_aligned};
-        let (size, align) = (layout.size(), layout.align());
-        if align <= MI_MAX_ALIGN {
-            // SAFETY: as in `alloc`.
-            let p = unsafe { mi_zalloc(size) };
-            if p.is_null() || aligned(p, align) {
-                return p.cast();
-            }
-            // SAFETY: `p` came from mi_zalloc and is not used again.
-            unsafe { mi_free(p) };
-        }
+        use libmimalloc_sys::{mi_zalloc, mi_zalloc_aligned};
         // SAFETY: as in `alloc`.
-        unsafe { mi_zalloc_aligned(size, align).cast() }
+        unsafe { alloc_with(layout, mi_zalloc, mi_zalloc_aligned) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
