@@ -1,7 +1,8 @@
-//! One upstream attempt, driven by tollgate itself over pingora's pooled
-//! transport connector and its HTTP/1.1 client session: send the header and the
-//! whole body, wait for the response header (watching for the client leaving),
-//! then relay the body chunk by chunk and return the connection to the pool.
+//! One upstream attempt, driven by tollgate itself over pingora's transport
+//! connector and its HTTP/1.1 client session: take an idle connection from
+//! tollgate's pool (`super::pool`) or open one, send the header and the whole
+//! body, wait for the response header (watching for the client leaving), then
+//! relay the body chunk by chunk and park the connection in the pool again.
 //!
 //! Driving the exchange here, rather than through pingora's `upstream_peer` phase,
 //! is what lets bodies of any size be sent and re-sent on failover: pingora 0.9
@@ -134,9 +135,11 @@ impl Exchanger {
         meter: &mut Meter,
     ) -> Result<Relayed, AttemptError> {
         let mut fresh_retry = true;
+        // The peer's pool key, hashed once (address, TLS, SNI, verification…).
+        let key = a.peer.reuse_hash();
         loop {
             let pooled = if fresh_retry {
-                self.pool.take(a.peer.reuse_hash())
+                self.pool.take(key)
             } else {
                 None
             };
@@ -158,12 +161,12 @@ impl Exchanger {
                 Err(e) => Err((AttemptError::Retry(connect_failure(&e)), None)),
             };
             match waited {
-                Ok(up) => return self.relay(session, up, &a, meter).await,
+                Ok(up) => return self.relay(session, up, &a, key, meter).await,
                 Err((AttemptError::Retry(Failure::Connect(_)), _)) if reused && fresh_retry => {
                     fresh_retry = false;
                 }
                 Err((AttemptError::Retry(f @ Failure::Status { .. }), Some(up))) => {
-                    self.discard(up, &a).await;
+                    self.discard(up, &a, key).await;
                     return Err(AttemptError::Retry(f));
                 }
                 Err((e, _)) => return Err(e),
@@ -216,6 +219,7 @@ impl Exchanger {
         session: &mut Session,
         mut up: H1Session,
         a: &Attempt<'_>,
+        key: u64,
         meter: &mut Meter,
     ) -> Result<Relayed, AttemptError> {
         let Some(upstream_header) = up.resp_header() else {
@@ -287,7 +291,7 @@ impl Exchanger {
             .write_response_body(tail, true)
             .await
             .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
-        self.release(up, a).await;
+        self.release(up, a, key).await;
         Ok(Relayed {
             status,
             body_bytes,
@@ -296,13 +300,13 @@ impl Exchanger {
     }
 
     /// Reads a small error body so the connection can go back to the pool.
-    async fn discard(&self, mut up: H1Session, a: &Attempt<'_>) {
+    async fn discard(&self, mut up: H1Session, a: &Attempt<'_>, key: u64) {
         let mut read = 0usize;
         let limit = Duration::from_secs(2);
         while read <= DISCARD_LIMIT {
             match timeout(limit, up.read_body_bytes()).await {
                 Ok(Ok(Some(chunk))) => read += chunk.len(),
-                Ok(Ok(None)) => return self.release(up, a).await,
+                Ok(Ok(None)) => return self.release(up, a, key).await,
                 _ => return,
             }
         }
@@ -331,14 +335,13 @@ impl Exchanger {
     }
 
     /// Returns a fully read connection to the pool, when HTTP allows it.
-    async fn release(&self, mut up: H1Session, a: &Attempt<'_>) {
+    async fn release(&self, mut up: H1Session, a: &Attempt<'_>, key: u64) {
         if !up.is_body_done() {
             return;
         }
         up.respect_keepalive();
         if let Some(stream) = up.reuse().await {
-            self.pool
-                .put(a.peer.reuse_hash(), stream, a.settings.pool_idle_timeout);
+            self.pool.put(key, stream, a.settings.pool_idle_timeout);
         }
     }
 }

@@ -18,10 +18,10 @@ use pingora_core::protocols::Stream;
 use tokio::io::AsyncReadExt;
 
 /// Most idle connections kept for one peer.
-pub const IDLE_PER_PEER: usize = 1024;
+const IDLE_PER_PEER: usize = 1024;
 
 /// Most idle connections kept over all peers (each holds a file descriptor).
-pub const IDLE_TOTAL: usize = 4096;
+const IDLE_TOTAL: usize = 4096;
 
 /// How often idle connections of every peer are checked for expiry and closes.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
