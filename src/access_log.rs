@@ -12,7 +12,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pingora_proxy::Session;
+use crate::proxy::Session;
 
 use crate::account::Settled;
 use crate::config::{AccessLogFormat, AccessLogSettings, LogTarget};

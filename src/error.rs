@@ -45,6 +45,8 @@ pub enum ApiError {
     Overloaded,
     #[error("the client closed the request or sent a malformed body")]
     ClientBody,
+    #[error("malformed HTTP request")]
+    MalformedRequest,
     #[error("/proxy/ is not metered, so access keys with a credit balance, an allow-list or token or per-model limits cannot use it")]
     ProxyNotAllowed,
     #[error("this access key may not use model `{0}`")]
@@ -79,6 +81,7 @@ impl ApiError {
             | UnsupportedEndpoint { .. }
             | InvalidPath(_)
             | ClientBody
+            | MalformedRequest
             | VisionDisabled
             | ModelNotMultimodal(_) => 400,
             MissingKey | InvalidKey => 401,
@@ -131,6 +134,7 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             TooLarge { .. } => "request_too_large",
             ClientBody => "invalid_body",
+            MalformedRequest => "invalid_request",
             InvalidModel(_) => "invalid_model",
             HeadersTooLarge { .. } => "headers_too_large",
             BodyTimeout(_) => "request_timeout",

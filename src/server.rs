@@ -3,13 +3,12 @@
 
 use std::sync::Mutex;
 
-use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
-use pingora_proxy::ProxyServiceBuilder;
+use pingora_core::services::listening::Service;
 
 use crate::cli::Cli;
 use crate::config::{process_env, Config, TlsListener};
@@ -86,8 +85,6 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut options = HttpServerOptions::default();
-    options.h2c = true;
     let gateway = Gateway::new(state);
     crate::limits::gauge::register(gateway.state.clone());
     if let Some(m) = crate::metrics::metrics() {
@@ -110,10 +107,10 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
             state: gateway.state.clone(),
         },
     );
-    let mut proxy = ProxyServiceBuilder::new(&server.configuration, gateway)
-        .name("tollgate")
-        .server_options(options)
-        .build();
+    let mut proxy = Service::new(
+        "tollgate".to_string(),
+        crate::proxy::Front(std::sync::Arc::new(gateway)),
+    );
     proxy.add_listener(
         ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings {
             read: Some(read_buffer),

@@ -130,17 +130,21 @@ impl Limiter {
         if lease.scopes == 0 {
             return Ok(Some(lease));
         }
+        // Boxed: the Redis call's future is 4 KiB, which every request's future
+        // would carry (and copy) otherwise.
         let verdicts = match self.windows(state) {
-            Some(redis) if redis.is_up() => match redis.take(k, lease.scopes, tokens).await {
-                Ok(v) => {
-                    lease.shared = true;
-                    v
+            Some(redis) if redis.is_up() => {
+                match Box::pin(redis.take(k, lease.scopes, tokens)).await {
+                    Ok(v) => {
+                        lease.shared = true;
+                        v
+                    }
+                    Err(e) => {
+                        redis.mark_down(&e);
+                        self.fallback(state, k, lease.scopes, tokens)?
+                    }
                 }
-                Err(e) => {
-                    redis.mark_down(&e);
-                    self.fallback(state, k, lease.scopes, tokens)?
-                }
-            },
+            }
             Some(_) => self.fallback(state, k, lease.scopes, tokens)?,
             None => k.take_local(lease.scopes, tokens, now_ns()),
         };

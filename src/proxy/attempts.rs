@@ -1,9 +1,9 @@
 //! The attempt loop: every candidate (target × managed key), in order, until one
 //! answers or the attempt budget is spent; then one clear error.
 
+use crate::proxy::Session;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
-use pingora_proxy::Session;
 
 use super::ctx::Ctx;
 use super::{Gateway, Stop};

@@ -1,23 +1,25 @@
-//! The spine: tollgate's pingora `ProxyHttp` service. Every phase is a few lines
-//! that hand the request to a stage module; the whole exchange, upstream included,
-//! runs in `request_filter` (see `upstream::exchange` for why).
+//! The spine: tollgate's pingora HTTP app. `serve` reads each request of a
+//! connection and settles it; `dispatch` hands it to a stage module, and the
+//! whole exchange, upstream included, runs from there (see `upstream::exchange`
+//! for why).
 
 mod attempts;
 pub mod ctx;
 mod passthrough;
 mod respond;
 mod routed;
+mod serve;
+
+pub use serve::Front;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
 use http::Method;
-use pingora_core::upstreams::peer::HttpPeer;
-use pingora_error::{Error, ErrorSource, ErrorType, Result};
-use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use pingora_core::apps::HttpServerOptions;
+use pingora_error::Error;
+use tokio::sync::Notify;
 
 use crate::budget::Budget;
 use crate::catalog::listing::CACHE_CONTROL;
@@ -27,6 +29,9 @@ use crate::request::Endpoint;
 use crate::state::State;
 use crate::upstream::exchange::Exchanger;
 use ctx::Ctx;
+
+/// The client's side of one request: pingora's HTTP/1.1 or h2 server session.
+pub type Session = pingora_core::protocols::http::ServerSession;
 
 /// The gateway service: the current state, swapped whole on reload, and the
 /// pooled upstream connector.
@@ -40,10 +45,18 @@ pub struct Gateway {
     /// Stopping or handing over to a successor: answers close their connection,
     /// so clients reconnect (to the successor) instead of racing the close.
     pub draining: Arc<AtomicBool>,
+    /// Set once the service stops listening: connections idle between requests
+    /// close instead of waiting out their keep-alive.
+    closed: AtomicBool,
+    close: Notify,
+    options: HttpServerOptions,
 }
 
 impl Gateway {
     pub fn new(state: State) -> Gateway {
+        let mut options = HttpServerOptions::default();
+        // h2 without TLS, by its connection preface.
+        options.h2c = true;
         Gateway {
             state: Arc::new(ArcSwap::from_pointee(state)),
             exchanger: Exchanger::default(),
@@ -51,6 +64,9 @@ impl Gateway {
             limiter: Limiter::default(),
             in_flight: Arc::default(),
             draining: Arc::default(),
+            closed: AtomicBool::new(false),
+            close: Notify::new(),
+            options,
         }
     }
 }
@@ -71,107 +87,6 @@ impl From<ApiError> for Stop {
     }
 }
 
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = Ctx;
-
-    fn new_ctx(&self) -> Ctx {
-        Ctx {
-            in_flight: Some(ctx::InFlight::enter(&self.in_flight)),
-            ..Ctx::default()
-        }
-    }
-
-    /// Default: a disabled compression module, still called on every header and
-    /// chunk. tollgate relays the provider's bytes as they are: no modules.
-    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
-
-    /// Never reached: `request_filter` answers every request.
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        Error::e_explain(
-            ErrorType::InternalError,
-            "tollgate answers in request_filter",
-        )
-    }
-
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        ctx.started = Some(Instant::now());
-        let state = self.state.load_full();
-        // The request's indices (access key, provider, model) are into this state:
-        // `logging` settles with it even if a reload swapped in another meanwhile.
-        ctx.state = Some(state.clone());
-        match dispatch(self, &state, session, ctx).await {
-            Ok(()) => Ok(true),
-            Err(Stop::Api(e)) => {
-                respond::error(session, ctx, &e).await?;
-                Ok(true)
-            }
-            Err(Stop::ClientGone) => {
-                ctx.response.aborted = true;
-                ctx.response.status = 499;
-                Error::e_explain(ErrorType::ConnectionClosed, "client closed the request")
-                    .map_err(|e| e.into_down())
-            }
-            Err(Stop::Abort(e)) => {
-                ctx.response.aborted = true;
-                Err(e)
-            }
-        }
-    }
-
-    /// Default: pingora's HTML error page. Here: an OpenAI-shaped body when nothing
-    /// was written yet, else nothing (the connection is closed).
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        if session.response_written().is_some() || ctx.response.aborted {
-            return FailToProxy {
-                error_code: 0,
-                can_reuse_downstream: false,
-            };
-        }
-        let err = match e.esource() {
-            ErrorSource::Downstream => ApiError::ClientBody,
-            _ => ApiError::Upstream("internal error".into()),
-        };
-        let _ = respond::error(session, ctx, &err).await;
-        FailToProxy {
-            error_code: err.status(),
-            can_reuse_downstream: false,
-        }
-    }
-
-    /// Default: nothing. Here: settle usage into metrics and credits.
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        if ctx.response.status == 0 {
-            ctx.response.status = match session.response_written() {
-                Some(resp) => resp.status.as_u16(),
-                None if ctx.response.aborted => 499,
-                None => 0,
-            };
-        }
-        let state = ctx.state.take().unwrap_or_else(|| self.state.load_full());
-        let settled = crate::account::settle(&state, ctx);
-        if let Some(lease) = ctx.limits.take() {
-            self.limiter.settle(&state, lease, settled.used);
-        }
-        crate::access_log::write(&state, session, ctx, &settled);
-        let reservation = ctx.auth.reservation.take();
-        self.budget
-            .settle(
-                &state,
-                ctx.auth.access_key,
-                reservation,
-                settled.charge.total(),
-            )
-            .await;
-    }
-
-    /// Client disconnects and broken streams are expected at an edge: logged at
-    /// debug level only.
-    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _error: &Error) -> bool {
-        ctx.response.aborted
-    }
-}
-
 async fn dispatch(
     gw: &Gateway,
     state: &State,
@@ -182,6 +97,14 @@ async fn dispatch(
     let method = session.req_header().method.clone();
     // A `Uri` clone shares its bytes: no copy of the path per request.
     let uri = session.req_header().uri.clone();
+    if method == Method::CONNECT {
+        // A tunnel request: what follows on the connection is not HTTP to us.
+        session.set_keepalive(None);
+        return Err(ApiError::MethodNotAllowed {
+            allow: "GET, HEAD, POST",
+        }
+        .into());
+    }
     let get = method == Method::GET || method == Method::HEAD;
     match uri.path() {
         "/healthz" if get => respond::json(

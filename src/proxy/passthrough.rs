@@ -1,9 +1,9 @@
 //! `/proxy/{provider}/{path}`: raw passthrough to a provider's base URL with the
 //! credential injected. The path can never climb out of the base URL.
 
+use crate::proxy::Session;
 use http::Method;
 use percent_encoding::percent_decode_str;
-use pingora_proxy::Session;
 
 use super::attempts::{self, Plan};
 use super::ctx::Ctx;

@@ -1,12 +1,11 @@
 //! Writing tollgate's own answers: JSON bodies and OpenAI-shaped errors.
 
-use bytes::Bytes;
-use pingora_http::ResponseHeader;
-use pingora_proxy::Session;
-
 use super::ctx::Ctx;
+use super::Session;
 use crate::error::ApiError;
 use crate::upstream::exchange::ExtraHeader;
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
 
 /// Writes a complete response with `body` and the given extra headers.
 pub async fn json(
@@ -35,14 +34,22 @@ async fn json_with(
     for (name, value) in built {
         resp.insert_header(name, value.clone())?;
     }
-    let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only)
-        .await?;
-    if !head_only {
-        session.write_response_body(Some(body), true).await?;
+    session.write_response_header(Box::new(resp)).await?;
+    if session.req_header().method != http::Method::HEAD {
+        session.write_response_body(body, true).await?;
     }
     Ok(())
+}
+
+/// Answers a request whose header could not be parsed; the connection then
+/// closes (where the next request would start is unknown).
+pub async fn malformed(session: &mut Session) -> pingora_error::Result<()> {
+    let err = ApiError::MalformedRequest;
+    let body = err.body();
+    let mut resp = ResponseHeader::build_no_case(err.status(), Some(2))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    session.write_error_response(resp, body).await
 }
 
 /// Answers `err` as OpenAI-shaped JSON and records it in the context.

@@ -4,9 +4,9 @@
 
 use std::ops::Range;
 
+use crate::proxy::Session;
 use bytes::Bytes;
 use http::Method;
-use pingora_proxy::Session;
 
 use super::attempts::{self, Plan};
 use super::ctx::Ctx;

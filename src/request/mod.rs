@@ -6,8 +6,8 @@ mod json_gen;
 pub mod scan;
 pub mod vision;
 
+use crate::proxy::Session;
 use bytes::{Bytes, BytesMut};
-use pingora_proxy::Session;
 
 use crate::error::ApiError;
 
@@ -82,10 +82,9 @@ async fn read_body_within(session: &mut Session, limit: usize) -> Result<Bytes, 
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if expects_continue {
         // A 100 is not the final response: keep the connection reusable.
-        let downstream = session.as_downstream_mut();
-        downstream.set_close_on_response_before_downstream_finish(false);
-        let sent = downstream.write_continue_response().await;
-        downstream.set_close_on_response_before_downstream_finish(true);
+        session.set_close_on_response_before_downstream_finish(false);
+        let sent = session.write_continue_response().await;
+        session.set_close_on_response_before_downstream_finish(true);
         sent.map_err(|_| ApiError::ClientBody)?;
     }
 

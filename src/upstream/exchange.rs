@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::proxy::Session;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::TransportConnector;
@@ -20,7 +21,6 @@ use pingora_core::protocols::Stream;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::upstreams::peer::Peer;
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::Session;
 use pingora_timeout::timeout;
 use tokio::io::AsyncWriteExt;
 
@@ -146,8 +146,9 @@ impl Exchanger {
             let (stream, reused) = match pooled {
                 Some(stream) => (stream, true),
                 None => (
-                    self.transport
-                        .new_stream(&a.peer)
+                    // Boxed: the connector's future (TCP, TLS handshake) is 8 KiB,
+                    // which every request's future would carry and copy otherwise.
+                    Box::pin(self.transport.new_stream(&a.peer))
                         .await
                         .map_err(|e| AttemptError::Retry(connect_failure(&e)))?,
                     false,
@@ -232,7 +233,7 @@ impl Exchanger {
         meter.start(&resp);
         let first_byte = Instant::now();
         session
-            .write_response_header(resp, false)
+            .write_response_header(resp)
             .await
             .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
         let mut body_bytes = 0u64;
@@ -270,9 +271,7 @@ impl Exchanger {
                         break;
                     }
                     Some(Err(e)) => {
-                        let _ = session
-                            .write_response_body(Some(out.into_bytes()), false)
-                            .await;
+                        let _ = session.write_response_body(out.into_bytes(), false).await;
                         return Err(self.cut(session, meter, e).await);
                     }
                     None => break,
@@ -281,14 +280,14 @@ impl Exchanger {
             let out = out.into_bytes();
             if !out.is_empty() {
                 session
-                    .write_response_body(Some(out), false)
+                    .write_response_body(out, false)
                     .await
                     .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
             }
         }
         let tail = meter.finish();
         session
-            .write_response_body(tail, true)
+            .write_response_body(tail.unwrap_or_default(), true)
             .await
             .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
         self.release(up, a, key).await;
@@ -325,10 +324,10 @@ impl Exchanger {
     ) -> AttemptError {
         if meter.is_sse() {
             if let Some(held) = meter.finish() {
-                let _ = session.write_response_body(Some(held), false).await;
+                let _ = session.write_response_body(held, false).await;
             }
             let _ = session
-                .write_response_body(Some(Bytes::from_static(SSE_CUT_EVENT)), false)
+                .write_response_body(Bytes::from_static(SSE_CUT_EVENT), false)
                 .await;
         }
         AttemptError::Aborted(Cut::Upstream, e)
@@ -453,7 +452,7 @@ async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
 
 /// Resolves when the client has closed its connection (or reset its h2 stream).
 async fn client_gone(session: &mut Session) {
-    match session.as_downstream_mut().read_body_or_idle(true).await {
+    match session.read_body_or_idle(true).await {
         Err(_) => {}
         Ok(_) => std::future::pending::<()>().await,
     }

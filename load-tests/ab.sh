@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Two tollgate binaries against each other and against nginx, in alternating
+# rounds, placed as run.sh places them at concurrency >= 16 (the proxy alone on
+# CPU 0; the mock and wrk on CPU 1): requests per second, p50/p99 and CPU per
+# request of each, and the medians over the rounds.
+#
+#   load-tests/ab.sh OLD_BINARY [NEW_BINARY]      # NEW defaults to target/release/tollgate
+#   ROUNDS=7 DUR=5 CONC=64 STREAM=1 load-tests/ab.sh /tmp/tollgate-old
+#   NEW_PINGORA='work_stealing: false' load-tests/ab.sh target/release/tollgate target/release/tollgate
+#
+# OLD_PINGORA and NEW_PINGORA add lines to each one's pingora conf (threads: 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source load-tests/lib.sh
+OLD=${1:?usage: ab.sh OLD_BINARY [NEW_BINARY]}
+NEW=${2:-$ROOT/target/release/tollgate}
+ROUNDS=${ROUNDS:-5}; DUR=${DUR:-5}; CONC=${CONC:-64}
+command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx" >&2; exit 1; }
+[[ -n ${2:-} ]] || build
+
+MOCK=$(port); NGX=$(port); A=$(port); B=$(port)
+taskset -c 1 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --workers 1 >/dev/null 2>&1 &
+MOCK_PID=$!; PIDS+=($MOCK_PID)
+cat >"$TMP/nginx.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx-body;
+  proxy_temp_path $TMP/nginx-proxy;
+  upstream mock { server 127.0.0.1:$MOCK; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGX;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+taskset -c 0 nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
+NGX_PID=$!; PIDS+=($NGX_PID)
+printf -- "---\nversion: 1\nthreads: 1\n%s\n" "${OLD_PINGORA:-}" >"$TMP/pingora-old.yaml"
+printf -- "---\nversion: 1\nthreads: 1\n%s\n" "${NEW_PINGORA:-}" >"$TMP/pingora-new.yaml"
+printf 'access_log:\n  format: off\naccess_keys:\n  - {name: bench, key: tg-bench-key}\n' >"$TMP/tg.yaml"
+start() {
+  OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench RUST_LOG=error \
+    taskset -c 0 "$1" -c "$TMP/pingora-$3.yaml" --config "$TMP/tg.yaml" --listen 127.0.0.1:$2 \
+    --metrics-listen 127.0.0.1:$(port) >/dev/null 2>&1 &
+  PIDS+=($!); LAST=$!
+}
+start "$OLD" $A old; A_PID=$LAST
+start "$NEW" $B new; B_PID=$LAST
+wait_port $MOCK; wait_port $NGX; wait_port $A; wait_port $B
+for p in $A_PID $B_PID; do taskset -a -p -c 0 "$p" >/dev/null; done
+
+# ticks PID: user and system CPU ticks so far.
+ticks() { awk '{print $14, $15}' /proc/$1/stat; }
+HZ=$(getconf CLK_TCK)
+# cell NAME PORT PID: one wrk run; prints "NAME req/s p50 p99 cpu_us_per_request".
+cell() {
+  local before after line
+  before=$(ticks "$3")
+  line=$(KEY=tg-bench-key STREAM=${STREAM:-0} taskset -c 1 wrk -t1 -c"$CONC" -d"${DUR}s" --timeout 10s \
+    -s "$ROOT/load-tests/wrk/post.lua" "http://127.0.0.1:$2/v1/chat/completions" | grep '^RESULT')
+  after=$(ticks "$3")
+  python3 - "$1" "$line" "$before" "$after" "$HZ" <<'PY'
+import sys
+name, line, before, after, hz = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+(u0, s0), (u1, s1) = map(int, before.split()), map(int, after.split())
+user, ticks = u1 - u0, (u1 - u0) + (s1 - s0)
+f = dict(kv.split("=") for kv in line.split()[1:])
+n, us = int(f["requests"]), int(f["duration_us"])
+bad = int(f["errors"]) + int(f["non2xx"])
+print(f"{name} {n / us * 1e6:.0f} {f['p50']} {f['p99']} {ticks / hz * 1e6 / max(n, 1):.1f} {bad} {100 * user / max(ticks, 1):.0f}")
+PY
+}
+for u in $MOCK $NGX $A $B; do taskset -c 1 wrk -t1 -c8 -d1s -s "$ROOT/load-tests/wrk/post.lua" "http://127.0.0.1:$u/v1/chat/completions" >/dev/null; done
+: >"$TMP/cells"
+for r in $(seq "$ROUNDS"); do
+  order=("direct $MOCK $MOCK_PID" "nginx $NGX $NGX_PID" "old $A $A_PID" "new $B $B_PID")
+  ((r % 2)) || order=("new $B $B_PID" "old $A $A_PID" "nginx $NGX $NGX_PID" "direct $MOCK $MOCK_PID")
+  for o in "${order[@]}"; do cell $o | tee -a "$TMP/cells"; done
+done
+echo "--- concurrency $CONC, ${DUR} s cells, $ROUNDS rounds, medians:"
+python3 - "$TMP/cells" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, *v = line.split()
+    rows.setdefault(name, []).append([float(x) for x in v])
+med = {n: [statistics.median(c[i] for c in cs) for i in range(6)] for n, cs in rows.items()}
+d = med["direct"]
+print(f"direct {d[0]:8.0f} req/s  p50 {d[1]:6.0f}  p99 {d[2]:6.0f}  (the mock's CPU: {d[3]:.1f} µs)")
+for n in ("nginx", "old", "new"):
+    m = med[n]
+    print(f"{n:6} {m[0]:8.0f} req/s  added p50 {m[1] - d[1]:6.0f}  p99 {m[2] - d[2]:6.0f}  cpu {m[3]:5.1f} µs ({m[5]:.0f} % user)  errors {m[4]:.0f}"
+          f"  | x nginx: {m[0] / med['nginx'][0]:.2f} req/s, {m[3] / med['nginx'][3]:.2f} cpu")
+print(f"new/old: {med['new'][0] / med['old'][0]:.3f} req/s, {med['new'][3] / med['old'][3]:.3f} cpu per request")
+PY

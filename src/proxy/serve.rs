@@ -1,0 +1,231 @@
+//! One request of a client connection, start to finish: read its header, answer
+//! it (`dispatch`), settle it (metrics, credits, access log), and hand the
+//! connection on for the next request.
+//!
+//! tollgate is a pingora `ServerApp`, not a `ProxyHttp` service: every request is
+//! answered from tollgate's own exchange (see README's architecture section), so
+//! pingora-proxy's phases, cache and upstream loop would run around it for
+//! nothing. And `Front` keeps an HTTP/1.1 connection's request loop in one
+//! future: pingora's `HttpServerApp` loop boxes a new future, the size of the
+//! whole request's, for every request of a keep-alive connection.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora_core::apps::{
+    HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
+};
+use pingora_core::protocols::{Stream, ALPN};
+use pingora_core::server::ShutdownWatch;
+use pingora_error::ErrorType;
+
+use super::ctx::{Ctx, InFlight};
+use super::{dispatch, respond, Gateway, Session, Stop};
+
+/// What pingora's listener runs for each client connection: HTTP/1.1 requests
+/// are read and answered in a loop here; an h2 connection goes to pingora's h2
+/// server, which calls [`Gateway::process_new_http`] for each of its streams.
+pub struct Front(pub Arc<Gateway>);
+
+#[async_trait]
+impl ServerApp for Front {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if speaks_h2(&mut stream).await? {
+            return <Gateway as ServerApp>::process_new(&self.0, stream, shutdown).await;
+        }
+        let mut session = Session::new_http1(stream);
+        // Pingora's default; `dispatch` sets the configured one.
+        session.set_keepalive((!*shutdown.borrow()).then_some(60));
+        loop {
+            let (stream, settings) = self.0.serve(session, shutdown).await?.consume();
+            session = Session::new_http1(stream);
+            if let Some(settings) = settings {
+                settings.apply_to_session(&mut session);
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.0.http_cleanup().await;
+    }
+}
+
+/// The h2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a connection speaks h2: by ALPN under TLS, by its preface (h2c)
+/// otherwise. `None`: the client left before sending a request.
+async fn speaks_h2(stream: &mut Stream) -> Option<bool> {
+    if stream.get_ssl_digest().is_some() {
+        return Some(matches!(stream.selected_alpn_proto(), Some(ALPN::H2)));
+    }
+    // Four bytes tell a request line ("GET ", "POST", "PUT "…) from the preface,
+    // without waiting for 24 bytes that a short HTTP/1 request never sends.
+    let mut start = [0u8; 4];
+    if !peek(stream, &mut start).await? || start != H2_PREFACE[..4] {
+        return Some(false);
+    }
+    let mut preface = [0u8; 24];
+    Some(peek(stream, &mut preface).await? && preface == *H2_PREFACE)
+}
+
+/// Fills `buf` from the stream and puts the bytes back. `Some(false)`: this kind
+/// of stream cannot peek.
+async fn peek(stream: &mut Stream, buf: &mut [u8]) -> Option<bool> {
+    match stream.try_peek(buf).await {
+        Ok(peeked) => Some(peeked),
+        Err(e) => {
+            log::debug!("client left before its first request: {e}");
+            None
+        }
+    }
+}
+
+/// Pingora's h2 server calls this for each stream of an h2 connection.
+#[async_trait]
+impl HttpServerApp for Gateway {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        session: Session,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        self.serve(session, shutdown).await
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
+
+    /// The service stopped listening: connections waiting for their next request
+    /// close now.
+    async fn http_cleanup(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.close.notify_waiters();
+    }
+}
+
+impl Gateway {
+    /// One request: its header read, answered, settled. The connection back when
+    /// it may carry another.
+    async fn serve(
+        &self,
+        mut session: Session,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !self.read_header(&mut session).await {
+            return None;
+        }
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        }
+        let mut ctx = Ctx {
+            in_flight: Some(InFlight::enter(&self.in_flight)),
+            ..Ctx::default()
+        };
+        let reusable = self.answer(&mut session, &mut ctx).await;
+        self.settle(&session, &mut ctx).await;
+        drop(ctx);
+        if !reusable {
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        let stream = session.finish().await.ok().flatten()?;
+        Some(ReusedHttpStream::from_reusable_stream(stream, settings))
+    }
+
+    /// Reads the request header. False: nothing to answer (the client closed, the
+    /// service is stopping, or the header was malformed and has been answered).
+    async fn read_header(&self, session: &mut Session) -> bool {
+        let read = tokio::select! {
+            // Biased: a request already buffered is answered, not dropped.
+            biased;
+            r = session.read_request() => r,
+            () = self.closing() => return false,
+        };
+        match read {
+            Ok(true) => true,
+            Ok(false) => false,
+            Err(e) => {
+                if e.etype() == &ErrorType::InvalidHTTPHeader {
+                    let _ = respond::malformed(session).await;
+                } else {
+                    log::debug!("reading a request header: {e}");
+                }
+                session.shutdown().await;
+                false
+            }
+        }
+    }
+
+    /// Resolves once the service has stopped listening.
+    async fn closing(&self) {
+        let notified = self.close.notified();
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await
+    }
+
+    /// Answers the request. True when the connection may carry another one.
+    async fn answer(&self, session: &mut Session, ctx: &mut Ctx) -> bool {
+        ctx.started = Some(Instant::now());
+        let state = self.state.load_full();
+        // The request's indices (access key, provider, model) are into this state:
+        // `settle` uses it even if a reload swapped in another meanwhile.
+        ctx.state = Some(state.clone());
+        match dispatch(self, &state, session, ctx).await {
+            Ok(()) => true,
+            Err(Stop::Api(e)) => match respond::error(session, ctx, &e).await {
+                Ok(()) => true,
+                Err(write) => {
+                    log::debug!("answering {}: {write}", e.code());
+                    ctx.response.aborted = true;
+                    false
+                }
+            },
+            Err(Stop::ClientGone) => {
+                ctx.response.aborted = true;
+                ctx.response.status = 499;
+                false
+            }
+            Err(Stop::Abort(e)) => {
+                // Client disconnects and broken streams are expected at an edge.
+                log::debug!("exchange aborted: {e}");
+                ctx.response.aborted = true;
+                false
+            }
+        }
+    }
+
+    /// Settles usage into metrics, rate limits, credits and the access log.
+    async fn settle(&self, session: &Session, ctx: &mut Ctx) {
+        if ctx.response.status == 0 {
+            ctx.response.status = match session.response_written() {
+                Some(resp) => resp.status.as_u16(),
+                None if ctx.response.aborted => 499,
+                None => 0,
+            };
+        }
+        let state = ctx.state.take().unwrap_or_else(|| self.state.load_full());
+        let settled = crate::account::settle(&state, ctx);
+        if let Some(lease) = ctx.limits.take() {
+            self.limiter.settle(&state, lease, settled.used);
+        }
+        crate::access_log::write(&state, session, ctx, &settled);
+        let reservation = ctx.auth.reservation.take();
+        self.budget
+            .settle(
+                &state,
+                ctx.auth.access_key,
+                reservation,
+                settled.charge.total(),
+            )
+            .await;
+    }
+}
