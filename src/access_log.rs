@@ -1,5 +1,5 @@
-//! The access log: one line per request (logfmt or JSON), formatted in the
-//! logging phase and written by a thread of its own, so a slow disk never
+//! The access log: one line per request (logfmt or JSON), formatted when the
+//! request is settled (`proxy::serve`) and written by a thread of its own, so a slow disk never
 //! blocks a request: when the queue is full, lines are dropped and counted
 //! (`tollgate_access_log_dropped_total`). No secret, no body, no query string:
 //! names, numbers and codes only; text from the client is escaped.

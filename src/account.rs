@@ -1,5 +1,6 @@
 //! Accounting: when a request ends, its usage becomes token counters and credits
-//! (SPEC §5, §8). Runs in pingora's `logging` phase, after the last byte.
+//! (SPEC §5, §8). Runs when the request is settled (`proxy::serve`), after the
+//! last byte.
 
 use std::sync::LazyLock;
 use std::time::Instant;

@@ -47,6 +47,8 @@ pub enum ApiError {
     ClientBody,
     #[error("malformed HTTP request")]
     MalformedRequest,
+    #[error("the request header did not arrive within {0:?}")]
+    HeaderTimeout(std::time::Duration),
     #[error("/proxy/ is not metered, so access keys with a credit balance, an allow-list or token or per-model limits cannot use it")]
     ProxyNotAllowed,
     #[error("this access key may not use model `{0}`")]
@@ -89,7 +91,7 @@ impl ApiError {
             ProviderKeyRequired(..) | ModelNotAllowed(_) | ProxyNotAllowed => 403,
             ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
-            BodyTimeout(_) => 408,
+            BodyTimeout(_) | HeaderTimeout(_) => 408,
             HeadersTooLarge { .. } => 431,
             TooLarge { .. } => 413,
             RateLimited { .. } | LimitExceeded(_) => 429,
@@ -137,7 +139,7 @@ impl ApiError {
             MalformedRequest => "invalid_request",
             InvalidModel(_) => "invalid_model",
             HeadersTooLarge { .. } => "headers_too_large",
-            BodyTimeout(_) => "request_timeout",
+            BodyTimeout(_) | HeaderTimeout(_) => "request_timeout",
             Overloaded => "overloaded",
             RateLimited { .. } | LimitExceeded(_) => "rate_limit_exceeded",
             LimiterUnavailable(_) => "rate_limiter_unavailable",

@@ -319,35 +319,82 @@ async fn slowloris_clients_do_not_starve_others() {
     assert_eq!(mock.request_count(), 20);
 }
 
-/// A client trickling an endless header must be cut off at some point. Assumes a
-/// whole-header deadline of at most `BOUND` (nginx's `client_header_timeout` is
-/// 60 s for the whole header; pingora's read timeout is per read, so one byte
-/// every 200 ms keeps a connection forever).
+/// A client trickling an endless header is cut off by `downstream.header_timeout`
+/// (like nginx's `client_header_timeout`): pingora's read timeout is per read, so
+/// one byte every 200 ms would keep a connection forever.
 #[test]
-#[ignore = "LIMITATION (Pingora 0.9): the first request header is read before tollgate runs, with only a per-read timeout (60 s); see README Security"]
 fn an_endless_trickled_header_is_cut_off() {
-    const BOUND: Duration = Duration::from_secs(20);
+    const BOUND: Duration = Duration::from_secs(10);
     let mock = MockProvider::new().start();
-    let gw = gateway(&mock);
+    let gw = slow_header_gateway(&mock);
     let mut s = connect(&gw);
     s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
     s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-Slow: ")
         .unwrap();
     let started = Instant::now();
     let mut buf = [0u8; 1024];
-    loop {
+    let answer = loop {
         assert!(started.elapsed() < BOUND, "still open after {BOUND:?}");
         if s.write_all(b"a").is_err() {
-            break;
+            break String::new();
         }
         match s.read(&mut buf) {
-            Ok(_) => break, // answered (408) or closed
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Ok(n) => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break String::new(),
             Err(_) => {}
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "cut after {:?}, before the 2 s deadline",
+        started.elapsed()
+    );
+    assert!(
+        answer.is_empty()
+            || (answer.starts_with("HTTP/1.1 408") && answer.contains("\"request_timeout\"")),
+        "{answer}"
+    );
     assert_eq!(mock.request_count(), 0);
+}
+
+/// A header that arrives slowly but whole within the deadline is answered, on a
+/// new connection and on a kept-alive one (whose deadline starts after the idle
+/// wait).
+#[test]
+fn a_slow_header_within_the_deadline_is_answered() {
+    let mock = MockProvider::new().start();
+    let gw = slow_header_gateway(&mock);
+    let mut s = connect(&gw);
+    for round in 0..2 {
+        if round == 1 {
+            // Idle longer than the header deadline, within keep-alive.
+            std::thread::sleep(Duration::from_millis(2500));
+        }
+        for part in [
+            "GET /healthz HTTP/1.1\r\n",
+            "Host: t\r\n",
+            "X-A: b\r\n",
+            "\r\n",
+        ] {
+            s.write_all(part.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer}"
+        );
+    }
+}
+
+fn slow_header_gateway(mock: &MockHandle) -> Gateway {
+    Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-managed-openai")
+        .config("downstream:\n  header_timeout: 2s\n  keepalive_timeout: 10s\n")
+        .start()
 }
 
 #[test]

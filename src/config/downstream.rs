@@ -13,6 +13,7 @@ use super::parse_duration;
 #[serde(default, deny_unknown_fields)]
 pub struct DownstreamFile {
     pub read_timeout: Option<String>,
+    pub header_timeout: Option<String>,
     pub keepalive_timeout: Option<String>,
     pub body_timeout: Option<String>,
     pub max_header_bytes: Option<usize>,
@@ -33,6 +34,11 @@ pub struct TlsFile {
 pub struct DownstreamSettings {
     /// Longest wait for one read of a request header or body: 60 s.
     pub read_timeout: Duration,
+    /// Longest time to receive a whole request header, from the connection's
+    /// start or, on a kept-alive connection, from the end of the keep-alive
+    /// wait: 30 s (408, then the connection closes). Bounds a client trickling
+    /// its header a byte at a time, which `read_timeout` alone never cuts.
+    pub header_timeout: Duration,
     /// How long an idle keep-alive connection is kept: 60 s.
     pub keepalive_timeout: Duration,
     /// Longest time to receive a whole request body: 120 s (slow uploads are cut).
@@ -51,6 +57,7 @@ impl Default for DownstreamSettings {
     fn default() -> Self {
         DownstreamSettings {
             read_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(120),
             max_header_bytes: 64 * 1024,
@@ -86,6 +93,11 @@ pub fn validate(
     };
     let downstream = DownstreamSettings {
         read_timeout: dur("downstream.read_timeout", raw.read_timeout, d.read_timeout)?,
+        header_timeout: dur(
+            "downstream.header_timeout",
+            raw.header_timeout,
+            d.header_timeout,
+        )?,
         keepalive_timeout: dur(
             "downstream.keepalive_timeout",
             raw.keepalive_timeout,

@@ -41,10 +41,10 @@ async fn json_with(
     Ok(())
 }
 
-/// Answers a request whose header could not be parsed; the connection then
-/// closes (where the next request would start is unknown).
-pub async fn malformed(session: &mut Session) -> pingora_error::Result<()> {
-    let err = ApiError::MalformedRequest;
+/// Answers a request whose header could not be read whole (malformed, or too
+/// slow); the connection then closes (where the next request would start is
+/// unknown).
+pub async fn unread(session: &mut Session, err: &ApiError) -> pingora_error::Result<()> {
     let body = err.body();
     let mut resp = ResponseHeader::build_no_case(err.status(), Some(2))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;

@@ -20,9 +20,11 @@ use pingora_core::apps::{
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
+use pingora_timeout::timeout;
 
 use super::ctx::{Ctx, InFlight};
 use super::{dispatch, respond, Gateway, Session, Stop};
+use crate::error::ApiError;
 
 /// What pingora's listener runs for each client connection: HTTP/1.1 requests
 /// are read and answered in a loop here; an h2 connection goes to pingora's h2
@@ -42,8 +44,10 @@ impl ServerApp for Front {
         let mut session = Session::new_http1(stream);
         // Pingora's default; `dispatch` sets the configured one.
         session.set_keepalive((!*shutdown.borrow()).then_some(60));
+        let mut reused = false;
         loop {
-            let (stream, settings) = self.0.serve(session, shutdown).await?.consume();
+            let (stream, settings) = self.0.serve(session, reused, shutdown).await?.consume();
+            reused = true;
             session = Session::new_http1(stream);
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
@@ -95,7 +99,7 @@ impl HttpServerApp for Gateway {
         session: Session,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        self.serve(session, shutdown).await
+        self.serve(session, false, shutdown).await
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
@@ -112,13 +116,14 @@ impl HttpServerApp for Gateway {
 
 impl Gateway {
     /// One request: its header read, answered, settled. The connection back when
-    /// it may carry another.
+    /// it may carry another. `reused`: an earlier request came on this connection.
     async fn serve(
         &self,
         mut session: Session,
+        reused: bool,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if !self.read_header(&mut session).await {
+        if !self.read_header(&mut session, reused).await {
             return None;
         }
         if *shutdown.borrow() {
@@ -141,26 +146,34 @@ impl Gateway {
 
     /// Reads the request header. False: nothing to answer (the client closed, the
     /// service is stopping, or the header was malformed and has been answered).
-    async fn read_header(&self, session: &mut Session) -> bool {
+    async fn read_header(&self, session: &mut Session, reused: bool) -> bool {
+        // Pingora bounds each read of the header and the keep-alive wait, not the
+        // whole header: that is bounded here.
+        let (header, keepalive) = {
+            let d = &self.state.load().config.downstream;
+            (d.header_timeout, d.keepalive_timeout)
+        };
+        let limit = if reused { header + keepalive } else { header };
         let read = tokio::select! {
             // Biased: a request already buffered is answered, not dropped.
             biased;
-            r = session.read_request() => r,
+            r = timeout(limit, session.read_request()) => r,
             () = self.closing() => return false,
         };
-        match read {
-            Ok(true) => true,
-            Ok(false) => false,
-            Err(e) => {
-                if e.etype() == &ErrorType::InvalidHTTPHeader {
-                    let _ = respond::malformed(session).await;
-                } else {
-                    log::debug!("reading a request header: {e}");
-                }
+        let refusal = match read {
+            Ok(Ok(true)) => return true,
+            Ok(Ok(false)) => return false,
+            Ok(Err(e)) if e.etype() == &ErrorType::InvalidHTTPHeader => ApiError::MalformedRequest,
+            Ok(Err(e)) => {
+                log::debug!("reading a request header: {e}");
                 session.shutdown().await;
-                false
+                return false;
             }
-        }
+            Err(_) => ApiError::HeaderTimeout(header),
+        };
+        let _ = respond::unread(session, &refusal).await;
+        session.shutdown().await;
+        false
     }
 
     /// Resolves once the service has stopped listening.

@@ -4,9 +4,10 @@
 //! body, wait for the response header (watching for the client leaving), then
 //! relay the body chunk by chunk and park the connection in the pool again.
 //!
-//! Driving the exchange here, rather than through pingora's `upstream_peer` phase,
-//! is what lets bodies of any size be sent and re-sent on failover: pingora 0.9
-//! replays at most 64 KiB of a body read in `request_filter` (see README).
+//! Driving the exchange here, rather than through pingora-proxy's `upstream_peer`
+//! phase, is what lets bodies of any size be sent and re-sent on failover:
+//! pingora 0.9 replays at most 64 KiB of a body read in `request_filter` (see
+//! README).
 
 use std::time::{Duration, Instant};
 
