@@ -59,7 +59,8 @@ pub async fn read_body(
     limit: usize,
     deadline: std::time::Duration,
 ) -> Result<Bytes, ApiError> {
-    match tokio::time::timeout(deadline, read_body_within(session, limit)).await {
+    // pingora's timer wheel: registering a tokio timer wakes its driver each time.
+    match pingora_timeout::timeout(deadline, read_body_within(session, limit)).await {
         Ok(result) => result,
         Err(_) => Err(ApiError::BodyTimeout(deadline)),
     }

@@ -41,12 +41,13 @@ pub struct Outgoing<'a> {
 }
 
 /// Builds the upstream request header from the client's.
+///
+/// The header has no case map (names go out in canonical case), so they go
+/// into its `HeaderMap` directly: `RequestHeader::append_header` would turn each
+/// `HeaderName` back into bytes and parse it again.
 pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Result<RequestHeader> {
-    let mut req = RequestHeader::build_no_case(
-        out.method.clone(),
-        out.path.as_bytes(),
-        Some(client.headers.len() + 4),
-    )?;
+    let mut parts = http::Request::new(()).into_parts().0;
+    parts.method = out.method.clone();
     let listed: Vec<&str> = client
         .headers
         .get_all(header::CONNECTION)
@@ -55,19 +56,21 @@ pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Resul
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
+    let headers = &mut parts.headers;
+    headers.reserve(client.headers.len() + 4);
     for (name, value) in client.headers.iter() {
         if !dropped(name, &listed) {
-            req.append_header(name.clone(), value.clone())?;
+            headers.append(name.clone(), value.clone());
         }
     }
-    req.insert_header(header::HOST, out.authority.clone())?;
+    headers.insert(header::HOST, out.authority.clone());
     for (name, value) in out.defaults {
-        if !req.headers.contains_key(name) {
-            req.insert_header(name.clone(), value.clone())?;
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
         }
     }
     if let Some((name, value)) = &out.auth {
-        req.insert_header(name.clone(), value.clone())?;
+        headers.insert(name.clone(), value.clone());
     }
     let has_body = out.body_len > 0
         || !matches!(
@@ -75,8 +78,10 @@ pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Resul
             Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
         );
     if has_body {
-        req.insert_header(header::CONTENT_LENGTH, out.body_len)?;
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.body_len));
     }
+    let mut req = RequestHeader::from(parts);
+    req.set_raw_path(out.path.as_bytes())?;
     Ok(req)
 }
 
