@@ -21,29 +21,7 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk an
 MOCK=$(port); NGX=$(port); A=$(port); B=$(port)
 taskset -c 1 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --workers 1 >/dev/null 2>&1 &
 MOCK_PID=$!; PIDS+=($MOCK_PID)
-cat >"$TMP/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx-body;
-  proxy_temp_path $TMP/nginx-proxy;
-  upstream mock { server 127.0.0.1:$MOCK; keepalive 256; }
-  server {
-    listen 127.0.0.1:$NGX;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGINX
+nginx_conf "$MOCK:$NGX"
 taskset -c 0 nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
 NGX_PID=$!; PIDS+=($NGX_PID)
 printf -- "---\nversion: 1\nthreads: 1\n%s\n" "${OLD_PINGORA:-}" >"$TMP/pingora-old.yaml"
@@ -67,7 +45,7 @@ HZ=$(getconf CLK_TCK)
 cell() {
   local before after line
   before=$(ticks "$3")
-  line=$(KEY=tg-bench-key STREAM=${STREAM:-0} taskset -c 1 wrk -t1 -c"$CONC" -d"${DUR}s" --timeout 10s \
+  line=$(KEY=tg-bench-key STREAM=${STREAM:-0} BODY_FILE=${BODY_FILE:-} taskset -c 1 wrk -t1 -c"$CONC" -d"${DUR}s" --timeout 10s \
     -s "$ROOT/load-tests/wrk/post.lua" "http://127.0.0.1:$2/v1/chat/completions" | grep '^RESULT')
   after=$(ticks "$3")
   python3 - "$1" "$line" "$before" "$after" "$HZ" <<'PY'

@@ -59,31 +59,7 @@ done
 MOCK=$(port); NGX=$(port)
 taskset -c 1 "$ROOT/target/release/mock-provider" --listen 127.0.0.1:$MOCK --workers 1 >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
-cat >"$TMP/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_max_body_size 32m;
-  client_body_buffer_size 8m;
-  client_body_temp_path $TMP/nginx-body;
-  proxy_temp_path $TMP/nginx-proxy;
-  upstream mock { server 127.0.0.1:$MOCK; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGX;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGINX
+nginx_conf "$MOCK:$NGX"
 taskset -c 1 nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
 PIDS+=($!); NGX_PID=$!
 printf -- '---\nversion: 1\nthreads: 1\n' >"$TMP/pingora.yaml"

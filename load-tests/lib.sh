@@ -30,6 +30,45 @@ wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null 
 # kB of a /proc/PID/status field: peak (VmHWM) or current (VmRSS) resident set.
 vm_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
+# nginx_conf MOCK_PORT:NGINX_PORT…: writes $TMP/nginx.conf, nginx as a plain reverse
+# proxy with one server a pair (listening on NGINX_PORT, forwarding to the mock on
+# MOCK_PORT): one process (master_process off, so its CPU time is the worker's),
+# keep-alive upstream, buffering and access log off, bodies up to 32 MiB.
+nginx_conf() {
+  local pair mock
+  { cat <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_max_body_size 32m;
+  client_body_buffer_size 8m;
+  client_body_temp_path $TMP/nginx-body;
+  proxy_temp_path $TMP/nginx-proxy;
+NGINX
+    for pair in "$@"; do
+      mock=${pair%%:*}
+      cat <<NGINX
+  upstream mock_$mock { server 127.0.0.1:$mock; keepalive 256; }
+  server {
+    listen 127.0.0.1:${pair#*:};
+    location / {
+      proxy_pass http://mock_$mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+NGINX
+    done
+    echo "}"
+  } >"$TMP/nginx.conf"
+}
+
 # litellm_install: LiteLLM's proxy in load-tests/.venv (gitignored), installed from
 # PyPI on first use. Returns non-zero, with a message, when that cannot be done.
 LITELLM_VENV=${LITELLM_VENV:-$ROOT/load-tests/.venv}

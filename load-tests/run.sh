@@ -53,41 +53,7 @@ if [[ $LITELLM == 1 ]] && litellm_install; then
   LL_PID=$LITELLM_PID
 fi
 
-cat >"$TMP/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_max_body_size 32m;
-  client_body_buffer_size 2m;
-  client_body_temp_path $TMP/nginx-body;
-  proxy_temp_path $TMP/nginx-proxy;
-  upstream mock { server 127.0.0.1:$MOCK; keepalive 256; }
-  upstream mock_sse { server 127.0.0.1:$MOCKS; keepalive 256; }
-  server {
-    listen 127.0.0.1:$NGX;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-  server {
-    listen 127.0.0.1:$NGXS;
-    location / {
-      proxy_pass http://mock_sse;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGINX
+nginx_conf "$MOCK:$NGX" "$MOCKS:$NGXS"
 taskset -c 0 nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
 PIDS+=($!); NGX_PID=$!
 
