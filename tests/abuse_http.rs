@@ -390,6 +390,29 @@ fn a_slow_header_within_the_deadline_is_answered() {
     }
 }
 
+/// A connection that never sends a byte is closed at the header deadline, with
+/// no answer (there is no request to answer).
+#[test]
+fn a_connection_that_sends_nothing_is_closed_at_the_header_deadline() {
+    let mock = MockProvider::new().start();
+    let gw = slow_header_gateway(&mock);
+    let mut s = connect(&gw);
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = match s.read(&mut buf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+        Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+    };
+    assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n]));
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_millis(1500)..Duration::from_secs(6)).contains(&waited),
+        "closed after {waited:?}, with a 2 s deadline"
+    );
+}
+
 fn slow_header_gateway(mock: &MockHandle) -> Gateway {
     Gateway::builder()
         .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-managed-openai")

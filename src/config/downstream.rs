@@ -35,9 +35,11 @@ pub struct DownstreamSettings {
     /// Longest wait for one read of a request header or body: 60 s.
     pub read_timeout: Duration,
     /// Longest time to receive a whole request header, from the connection's
-    /// start or, on a kept-alive connection, from the end of the keep-alive
-    /// wait: 30 s (408, then the connection closes). Bounds a client trickling
-    /// its header a byte at a time, which `read_timeout` alone never cuts.
+    /// start: 30 s (408, then the connection closes; a connection that sent
+    /// nothing just closes). On a kept-alive connection the next header must be
+    /// whole within `keepalive_timeout` plus this of the previous answer. Bounds a
+    /// client trickling its header a byte at a time, which `read_timeout` alone
+    /// never cuts.
     pub header_timeout: Duration,
     /// How long an idle keep-alive connection is kept: 60 s.
     pub keepalive_timeout: Duration,

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora_core::apps::{
@@ -38,16 +38,25 @@ impl ServerApp for Front {
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        if speaks_h2(&mut stream).await? {
+        // The first header's deadline counts from here, the protocol check included.
+        let started = Instant::now();
+        let (header, keepalive) = self.0.header_deadlines();
+        let h2 = tokio::select! {
+            biased;
+            h2 = timeout(header, speaks_h2(&mut stream)) => h2.ok().flatten()?,
+            () = self.0.closing() => return None,
+        };
+        if h2 {
             return <Gateway as ServerApp>::process_new(&self.0, stream, shutdown).await;
         }
         let mut session = Session::new_http1(stream);
         // Pingora's default; `dispatch` sets the configured one.
         session.set_keepalive((!*shutdown.borrow()).then_some(60));
-        let mut reused = false;
+        let mut limit = header.saturating_sub(started.elapsed());
         loop {
-            let (stream, settings) = self.0.serve(session, reused, shutdown).await?.consume();
-            reused = true;
+            let (stream, settings) = self.0.serve(session, limit, shutdown).await?.consume();
+            // A kept-alive connection: the wait for the next request, then its header.
+            limit = header.saturating_add(keepalive);
             session = Session::new_http1(stream);
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
@@ -99,7 +108,8 @@ impl HttpServerApp for Gateway {
         session: Session,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        self.serve(session, false, shutdown).await
+        let (header, _) = self.header_deadlines();
+        self.serve(session, header, shutdown).await
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
@@ -115,15 +125,15 @@ impl HttpServerApp for Gateway {
 }
 
 impl Gateway {
-    /// One request: its header read, answered, settled. The connection back when
-    /// it may carry another. `reused`: an earlier request came on this connection.
+    /// One request: its header read (within `limit`), answered, settled. The
+    /// connection back when it may carry another.
     async fn serve(
         &self,
         mut session: Session,
-        reused: bool,
+        limit: Duration,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if !self.read_header(&mut session, reused).await {
+        if !self.read_header(&mut session, limit).await {
             return None;
         }
         if *shutdown.borrow() {
@@ -146,14 +156,9 @@ impl Gateway {
 
     /// Reads the request header. False: nothing to answer (the client closed, the
     /// service is stopping, or the header was malformed and has been answered).
-    async fn read_header(&self, session: &mut Session, reused: bool) -> bool {
+    async fn read_header(&self, session: &mut Session, limit: Duration) -> bool {
         // Pingora bounds each read of the header and the keep-alive wait, not the
         // whole header: that is bounded here.
-        let (header, keepalive) = {
-            let d = &self.state.load().config.downstream;
-            (d.header_timeout, d.keepalive_timeout)
-        };
-        let limit = if reused { header + keepalive } else { header };
         let read = tokio::select! {
             // Biased: a request already buffered is answered, not dropped.
             biased;
@@ -169,11 +174,17 @@ impl Gateway {
                 session.shutdown().await;
                 return false;
             }
-            Err(_) => ApiError::HeaderTimeout(header),
+            Err(_) => ApiError::HeaderTimeout(self.header_deadlines().0),
         };
         let _ = respond::unread(session, &refusal).await;
         session.shutdown().await;
         false
+    }
+
+    /// `downstream.header_timeout` and `keepalive_timeout`, as configured now.
+    fn header_deadlines(&self) -> (Duration, Duration) {
+        let d = &self.state.load().config.downstream;
+        (d.header_timeout, d.keepalive_timeout)
     }
 
     /// Resolves once the service has stopped listening.
