@@ -390,6 +390,24 @@ fn a_slow_header_within_the_deadline_is_answered() {
     }
 }
 
+/// CONNECT asks for a tunnel: refused (405, OpenAI-shaped), and the connection
+/// closes, so nothing the client sends for the tunnel is read as a request.
+#[test]
+fn connect_is_refused_and_closes_the_connection() {
+    let mock = MockProvider::new().start();
+    let gw = gateway(&mock);
+    let mut s = connect(&gw);
+    s.write_all(
+        b"CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let (answer, closed) = read_all(&mut s);
+    assert_eq!(statuses(&answer), [405], "{answer}");
+    assert!(answer.contains("\"method_not_allowed\""), "{answer}");
+    assert!(closed, "{answer}");
+    assert_eq!(mock.request_count(), 0);
+}
+
 /// A connection that never sends a byte is closed at the header deadline, with
 /// no answer (there is no request to answer).
 #[test]

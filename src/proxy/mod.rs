@@ -93,10 +93,7 @@ async fn dispatch(
     session: &mut Session,
     ctx: &mut Ctx,
 ) -> std::result::Result<(), Stop> {
-    edge_limits(gw, state, session)?;
     let method = session.req_header().method.clone();
-    // A `Uri` clone shares its bytes: no copy of the path per request.
-    let uri = session.req_header().uri.clone();
     if method == Method::CONNECT {
         // A tunnel request: what follows on the connection is not HTTP to us.
         session.set_keepalive(None);
@@ -105,6 +102,9 @@ async fn dispatch(
         }
         .into());
     }
+    edge_limits(gw, state, session)?;
+    // A `Uri` clone shares its bytes: no copy of the path per request.
+    let uri = session.req_header().uri.clone();
     let get = method == Method::GET || method == Method::HEAD;
     match uri.path() {
         "/healthz" if get => respond::json(
