@@ -1,12 +1,11 @@
 //! The attempt loop: every candidate (target × managed key), in order, until one
 //! answers or the attempt budget is spent; then one clear error.
 
-use crate::proxy::Session;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 
 use super::ctx::Ctx;
-use super::{Gateway, Stop};
+use super::{Gateway, Session, Stop};
 use crate::auth::{self, Billing, Caller};
 use crate::error::ApiError;
 use crate::metrics::metrics;

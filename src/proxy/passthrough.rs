@@ -1,13 +1,12 @@
 //! `/proxy/{provider}/{path}`: raw passthrough to a provider's base URL with the
 //! credential injected. The path can never climb out of the base URL.
 
-use crate::proxy::Session;
 use http::Method;
 use percent_encoding::percent_decode_str;
 
 use super::attempts::{self, Plan};
 use super::ctx::Ctx;
-use super::{Gateway, Stop};
+use super::{Gateway, Session, Stop};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::request;

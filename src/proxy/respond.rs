@@ -1,11 +1,12 @@
 //! Writing tollgate's own answers: JSON bodies and OpenAI-shaped errors.
 
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+
 use super::ctx::Ctx;
 use super::Session;
 use crate::error::ApiError;
 use crate::upstream::exchange::ExtraHeader;
-use bytes::Bytes;
-use pingora_http::ResponseHeader;
 
 /// Writes a complete response with `body` and the given extra headers.
 pub async fn json(
@@ -25,9 +26,7 @@ async fn json_with(
     headers: &[(&'static str, &str)],
     built: &[ExtraHeader],
 ) -> pingora_error::Result<()> {
-    let mut resp = ResponseHeader::build_no_case(status, Some(3 + headers.len() + built.len()))?;
-    resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    let mut resp = json_header(status, &body, 1 + headers.len() + built.len())?;
     for (name, value) in headers {
         resp.insert_header(*name, *value)?;
     }
@@ -46,10 +45,17 @@ async fn json_with(
 /// unknown).
 pub async fn unread(session: &mut Session, err: &ApiError) -> pingora_error::Result<()> {
     let body = err.body();
-    let mut resp = ResponseHeader::build_no_case(err.status(), Some(2))?;
+    let resp = json_header(err.status(), &body, 0)?;
+    session.write_error_response(resp, body).await
+}
+
+/// A JSON answer's header: status, content type and length, and room for
+/// `more` headers.
+fn json_header(status: u16, body: &Bytes, more: usize) -> pingora_error::Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build_no_case(status, Some(2 + more))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    session.write_error_response(resp, body).await
+    Ok(resp)
 }
 
 /// Answers `err` as OpenAI-shaped JSON and records it in the context.

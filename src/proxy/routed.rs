@@ -4,13 +4,12 @@
 
 use std::ops::Range;
 
-use crate::proxy::Session;
 use bytes::Bytes;
 use http::Method;
 
 use super::attempts::{self, Plan};
 use super::ctx::Ctx;
-use super::{Gateway, Stop};
+use super::{Gateway, Session, Stop};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::policy;

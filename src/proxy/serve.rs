@@ -47,11 +47,13 @@ impl ServerApp for Front {
             () = self.0.closing() => return None,
         };
         if h2 {
+            // Pingora's own h2 path (it peeks the h2c preface once more).
             return <Gateway as ServerApp>::process_new(&self.0, stream, shutdown).await;
         }
         let mut session = Session::new_http1(stream);
-        // Pingora's default; `dispatch` sets the configured one.
-        session.set_keepalive((!*shutdown.borrow()).then_some(60));
+        // Keep-alive on (Pingora's default); `serve` turns it off while shutting
+        // down, `dispatch` sets the configured timeout.
+        session.set_keepalive(Some(60));
         let mut limit = header.saturating_sub(started.elapsed());
         loop {
             let (stream, settings) = self.0.serve(session, limit, shutdown).await?.consume();
@@ -145,7 +147,8 @@ impl Gateway {
         };
         let reusable = self.answer(&mut session, &mut ctx).await;
         self.settle(&session, &mut ctx).await;
-        drop(ctx);
+        // `ctx` lives until the answer is flushed: the request stays in flight
+        // (shutdown waits for it) until then.
         if !reusable {
             return None;
         }

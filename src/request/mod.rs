@@ -6,10 +6,10 @@ mod json_gen;
 pub mod scan;
 pub mod vision;
 
-use crate::proxy::Session;
 use bytes::{Bytes, BytesMut};
 
 use crate::error::ApiError;
+use crate::proxy::Session;
 
 /// A model-routed API endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

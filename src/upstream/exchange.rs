@@ -11,7 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::proxy::Session;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::TransportConnector;
@@ -27,6 +26,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::pool::Pool;
 use crate::config::UpstreamSettings;
+use crate::proxy::Session;
 use crate::usage::Meter;
 
 /// A header tollgate adds to an answer. Names are made with
