@@ -7,6 +7,7 @@
 #   load-tests/ab.sh OLD_BINARY [NEW_BINARY]      # NEW defaults to target/release/tollgate
 #   ROUNDS=7 DUR=5 CONC=64 STREAM=1 load-tests/ab.sh /tmp/tollgate-old
 #   NEW_PINGORA='work_stealing: false' load-tests/ab.sh target/release/tollgate target/release/tollgate
+#   STRACE=1 load-tests/ab.sh /tmp/tollgate-old   # then system calls per request of NEW
 #
 # OLD_PINGORA and NEW_PINGORA add lines to each one's pingora conf (threads: 1).
 set -euo pipefail
@@ -82,3 +83,19 @@ for n in ("nginx", "old", "new"):
           f"  | x nginx: {m[0] / med['nginx'][0]:.2f} req/s, {m[3] / med['nginx'][3]:.2f} cpu")
 print(f"new/old: {med['new'][0] / med['old'][0]:.3f} req/s, {med['new'][3] / med['old'][3]:.3f} cpu per request")
 PY
+
+# STRACE=1: one more cell of the new binary under `strace -c -f` (slower, so only
+# the counts matter): its system calls per request, by name.
+if [[ ${STRACE:-0} == 1 ]]; then
+  command -v strace >/dev/null || { echo "STRACE=1 needs strace" >&2; exit 1; }
+  strace -c -f -p "$B_PID" -o "$TMP/strace.txt" & ST=$!
+  sleep 0.5
+  line=$(KEY=tg-bench-key STREAM=${STREAM:-0} BODY_FILE=${BODY_FILE:-} taskset -c 1 wrk -t1 -c"$CONC" -d"${DUR}s" \
+    -s "$ROOT/load-tests/wrk/post.lua" "http://127.0.0.1:$B/v1/chat/completions" | grep '^RESULT')
+  sleep 0.2; kill -INT "$ST"; wait "$ST" 2>/dev/null || true
+  n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+  echo "--- new, system calls per request under strace ($n requests):"
+  # Rows of `strace -c`: % time, seconds, usecs/call, calls, [errors,] syscall.
+  awk -v n="$n" '$1 ~ /^[0-9.]+$/ && $NF != "total" { c[$NF] = $4; t += $4 }
+    END { for (s in c) printf "%-16s %.3f\n", s, c[s] / n; printf "%-16s %.3f\n", "all", t / n }' "$TMP/strace.txt" | sort -k2 -rn
+fi
