@@ -359,8 +359,8 @@ fn an_endless_trickled_header_is_cut_off() {
 }
 
 /// A header that arrives slowly but whole within the deadline is answered, on a
-/// new connection and on a kept-alive one (whose deadline starts after the idle
-/// wait).
+/// new connection and on a kept-alive one that idled longer than the header
+/// deadline first (its bound is keep-alive plus header deadline).
 #[test]
 fn a_slow_header_within_the_deadline_is_answered() {
     let mock = MockProvider::new().start();
