@@ -1,8 +1,9 @@
 //! One upstream attempt, driven by tollgate itself over pingora's transport
-//! connector and its HTTP/1.1 client session: take an idle connection from
-//! tollgate's pool (`super::pool`) or open one, send the header and the whole
-//! body, wait for the response header (watching for the client leaving), then
-//! relay the body chunk by chunk and park the connection in the pool again.
+//! connector and tollgate's HTTP/1.1 client (`super::h1`): take an idle
+//! connection from tollgate's pool (`super::pool`) or open one, send the header
+//! and the whole body, wait for the response header (watching for the client
+//! leaving), then relay the body chunk by chunk and park the connection in the
+//! pool again.
 //!
 //! Driving the exchange here, rather than through pingora-proxy's `upstream_peer`
 //! phase, is what lets bodies of any size be sent and re-sent on failover:
@@ -14,17 +15,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::TransportConnector;
-use pingora_core::protocols::http::v1::client::{
-    http_req_header_to_wire, HttpSession as H1Session,
-};
-use pingora_core::protocols::Stream;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::upstreams::peer::Peer;
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 use pingora_timeout::timeout;
-use tokio::io::AsyncWriteExt;
 
+use super::h1::{Conn, Head};
 use super::pool::Pool;
+use super::request::Wire;
 use crate::config::UpstreamSettings;
 use crate::proxy::Session;
 use crate::usage::Meter;
@@ -115,7 +113,7 @@ impl Default for Exchanger {
 /// One attempt's inputs.
 pub struct Attempt<'a> {
     pub peer: HttpPeer,
-    pub header: RequestHeader,
+    pub header: Wire,
     pub body: Bytes,
     /// The last candidate: relay whatever the provider answers…
     pub last: bool,
@@ -155,15 +153,16 @@ impl Exchanger {
                     false,
                 ),
             };
-            let waited = match send(stream, &a).await {
-                Ok(mut up) => match self.wait(session, &mut up, &a).await {
-                    Ok(()) => Ok(up),
+            let mut up = Conn::new(stream);
+            let waited = match up.send(&a.header.bytes, &a.body).await {
+                Ok(()) => match self.wait(session, &mut up, &a).await {
+                    Ok(head) => Ok((head, up)),
                     Err(e) => Err((e, Some(up))),
                 },
                 Err(e) => Err((AttemptError::Retry(connect_failure(&e)), None)),
             };
             match waited {
-                Ok(up) => return self.relay(session, up, &a, key, meter).await,
+                Ok((head, up)) => return self.relay(session, up, head, &a, key, meter).await,
                 Err((AttemptError::Retry(Failure::Connect(_)), _)) if reused && fresh_retry => {
                     fresh_retry = false;
                 }
@@ -180,38 +179,36 @@ impl Exchanger {
     async fn wait(
         &self,
         session: &mut Session,
-        up: &mut H1Session,
+        up: &mut Conn,
         a: &Attempt<'_>,
-    ) -> Result<(), AttemptError> {
+    ) -> Result<Head, AttemptError> {
         let deadline = Instant::now() + a.settings.response_header_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let read = timeout(left, up.read_response());
-            tokio::select! {
+            let read = timeout(left, up.read_head(a.header.head_only));
+            let head = tokio::select! {
                 biased;
                 r = read => match r {
                     Err(_) => return Err(AttemptError::Retry(Failure::Timeout(
                         "no response header in time".into(),
                     ))),
                     Ok(Err(e)) => return Err(AttemptError::Retry(connect_failure(&e))),
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(head)) => head,
                 },
                 () = client_gone(session) => return Err(AttemptError::ClientGone),
-            }
-            let status = up.resp_header().map_or(0, |h| h.status.as_u16());
+            };
+            let status = head.status.as_u16();
             if (100..200).contains(&status) && status != 101 {
                 continue;
             }
             if retryable(status) && (!a.last || (status == 429 && a.own_429)) {
-                let retry_after = up
-                    .resp_header()
-                    .and_then(|h| h.headers.get(http::header::RETRY_AFTER).cloned());
+                let retry_after = head.headers.get(http::header::RETRY_AFTER).cloned();
                 return Err(AttemptError::Retry(Failure::Status {
                     code: status,
                     retry_after,
                 }));
             }
-            return Ok(());
+            return Ok(head);
         }
     }
 
@@ -219,17 +216,13 @@ impl Exchanger {
     async fn relay(
         &self,
         session: &mut Session,
-        mut up: H1Session,
+        mut up: Conn,
+        head: Head,
         a: &Attempt<'_>,
         key: u64,
         meter: &mut Meter,
     ) -> Result<Relayed, AttemptError> {
-        let Some(upstream_header) = up.resp_header() else {
-            return Err(AttemptError::Retry(Failure::Connect(
-                "no response header".into(),
-            )));
-        };
-        let resp = prepare_response(upstream_header, a.extra);
+        let resp = prepare_response(head, a.extra);
         let status = resp.status.as_u16();
         meter.start(&resp);
         let first_byte = Instant::now();
@@ -240,7 +233,7 @@ impl Exchanger {
         let mut body_bytes = 0u64;
         let mut ended = false;
         while !ended {
-            let chunk = match timeout(a.settings.idle_timeout, up.read_body_bytes()).await {
+            let chunk = match timeout(a.settings.idle_timeout, up.read_body()).await {
                 Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => break,
                 Ok(Err(e)) => return Err(self.cut(session, meter, e).await),
@@ -259,7 +252,7 @@ impl Exchanger {
             // bounded, so a fast provider cannot make tollgate hold much at once.
             while out.len() < BATCH_LIMIT {
                 let next = {
-                    let read = std::pin::pin!(up.read_body_bytes());
+                    let read = std::pin::pin!(up.read_body());
                     poll_now(read)
                 };
                 match next {
@@ -291,7 +284,7 @@ impl Exchanger {
             .write_response_body(tail.unwrap_or_default(), true)
             .await
             .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
-        self.release(up, a, key).await;
+        self.release(up, a, key);
         Ok(Relayed {
             status,
             body_bytes,
@@ -300,13 +293,13 @@ impl Exchanger {
     }
 
     /// Reads a small error body so the connection can go back to the pool.
-    async fn discard(&self, mut up: H1Session, a: &Attempt<'_>, key: u64) {
+    async fn discard(&self, mut up: Conn, a: &Attempt<'_>, key: u64) {
         let mut read = 0usize;
         let limit = Duration::from_secs(2);
         while read <= DISCARD_LIMIT {
-            match timeout(limit, up.read_body_bytes()).await {
+            match timeout(limit, up.read_body()).await {
                 Ok(Ok(Some(chunk))) => read += chunk.len(),
-                Ok(Ok(None)) => return self.release(up, a, key).await,
+                Ok(Ok(None)) => return self.release(up, a, key),
                 _ => return,
             }
         }
@@ -335,49 +328,16 @@ impl Exchanger {
     }
 
     /// Returns a fully read connection to the pool, when HTTP allows it.
-    async fn release(&self, mut up: H1Session, a: &Attempt<'_>, key: u64) {
-        if !up.is_body_done() {
-            return;
-        }
-        up.respect_keepalive();
-        if let Some(stream) = up.reuse().await {
+    fn release(&self, up: Conn, a: &Attempt<'_>, key: u64) {
+        if let Some(stream) = up.into_idle() {
             self.pool.put(key, stream, a.settings.pool_idle_timeout);
         }
     }
 }
 
-/// Writes the request. On HTTP/1.1 the header and body leave in one flush (one
-/// segment for small requests): pingora's `write_request_header` flushes the
-/// header on its own, which costs every request an extra send and an extra
-/// wake-up of the provider. HEAD keeps pingora's path, because the session must
-/// record that method to know that no response body follows.
-async fn send(mut stream: Stream, a: &Attempt<'_>) -> pingora_error::Result<H1Session> {
-    use pingora_error::{ErrorType, OrErr};
-    if a.header.method == http::Method::HEAD {
-        let mut up = H1Session::new_with_options(stream, &a.peer);
-        up.write_request_header(Box::new(a.header.clone())).await?;
-        up.finish_body().await?;
-        return Ok(up);
-    }
-    let wire = http_req_header_to_wire(&a.header).ok_or_else(|| {
-        pingora_error::Error::explain(
-            ErrorType::InvalidHTTPHeader,
-            "unserializable request header",
-        )
-    })?;
-    write_all_vectored(&mut stream, &wire, &a.body)
-        .await
-        .or_err(ErrorType::WriteError, "writing request")?;
-    stream
-        .flush()
-        .await
-        .or_err(ErrorType::WriteError, "flushing request")?;
-    Ok(H1Session::new_with_options(stream, &a.peer))
-}
-
 /// Polls `f` once: its output if it is ready now, `None` if it would wait. Used only
 /// on cancel-safe reads (pingora's body reads keep their state in the session, as
-/// its own `select!` loops rely on).
+/// `h1::Conn` keeps its read state in itself between awaits).
 fn poll_now<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Option<F::Output> {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match f.poll(&mut cx) {
@@ -430,27 +390,6 @@ impl Batch {
     }
 }
 
-/// Writes `head` then `body` with as few `writev` calls as the socket allows.
-async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
-    w: &mut W,
-    head: &[u8],
-    body: &[u8],
-) -> std::io::Result<()> {
-    let (mut head, mut body) = (head, body);
-    while !head.is_empty() {
-        let n = w
-            .write_vectored(&[std::io::IoSlice::new(head), std::io::IoSlice::new(body)])
-            .await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        let from_head = n.min(head.len());
-        head = &head[from_head..];
-        body = &body[n - from_head..];
-    }
-    w.write_all(body).await
-}
-
 /// Resolves when the client has closed its connection (or reset its h2 stream).
 async fn client_gone(session: &mut Session) {
     match session.read_body_or_idle(true).await {
@@ -470,31 +409,22 @@ fn connect_failure(e: &pingora_error::Error) -> Failure {
     }
 }
 
-/// Hop-by-hop headers of the upstream response that must not reach the client.
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "upgrade"];
-
-/// The client's copy of an upstream response header.
+/// The client's copy of an upstream response header: the provider's fields
+/// (`h1` has dropped the hop-by-hop ones) and tollgate's.
 ///
 /// It is built without Pingora's case map (header names go out in their
 /// canonical case), so headers are edited in the `http::HeaderMap` directly:
 /// `ResponseHeader::insert_header` would parse and copy each name twice, once
 /// for the case map, which made the six `x-ratelimit-*` headers the main cost
 /// of rate limiting.
-fn prepare_response(upstream: &ResponseHeader, extra: [&[ExtraHeader]; 2]) -> Box<ResponseHeader> {
+fn prepare_response(head: Head, extra: [&[ExtraHeader]; 2]) -> Box<ResponseHeader> {
     let mut parts = http::Response::new(()).into_parts().0;
-    parts.status = upstream.status;
-    parts.version = upstream.version;
+    parts.status = head.status;
+    parts.headers = head.headers;
     let headers = &mut parts.headers;
-    headers.reserve(upstream.headers.len() + extra[0].len() + extra[1].len() + 1);
-    for (name, value) in &upstream.headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    let framed = headers.contains_key(http::header::CONTENT_LENGTH)
-        || headers.contains_key(http::header::TRANSFER_ENCODING);
+    headers.reserve(extra[0].len() + extra[1].len() + 1);
     let bodiless = matches!(parts.status.as_u16(), 204 | 304);
-    if !framed && !bodiless {
+    if head.close_delimited && !bodiless {
         // A close-delimited upstream body is re-framed as chunked so the client
         // connection stays reusable.
         headers.insert(
@@ -523,28 +453,26 @@ mod tests {
     }
 
     #[test]
-    fn responses_lose_hop_by_hop_and_gain_tollgate_headers() {
-        let mut up = ResponseHeader::build(200, None).unwrap();
-        up.insert_header("connection", "close").unwrap();
-        up.insert_header("content-length", "5").unwrap();
-        up.insert_header("x-request-id", "r1").unwrap();
+    fn close_delimited_answers_are_rechunked_and_gain_tollgate_headers() {
         let extra = [(
             HeaderName::from_static("x-tollgate-provider"),
             HeaderValue::from_static("openai"),
         )];
-        let r = prepare_response(&up, [&extra, &[]]);
-        assert!(r.headers.get("connection").is_none());
+        let head = |status: u16, close_delimited| Head {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            headers: http::HeaderMap::new(),
+            close_delimited,
+        };
+        let r = prepare_response(head(200, true), [&extra, &[]]);
+        assert_eq!(r.headers["transfer-encoding"], "chunked");
         assert_eq!(r.headers["x-tollgate-provider"], "openai");
-        assert_eq!(r.headers["x-request-id"], "r1");
-        assert_eq!(r.headers["content-length"], "5");
-        assert!(r.headers.get("transfer-encoding").is_none());
         let mut wire = Vec::new();
         r.header_to_h1_wire(&mut wire);
         let wire = String::from_utf8(wire).unwrap();
         assert!(wire.contains("x-tollgate-provider: openai\r\n"), "{wire}");
-        let r = prepare_response(&ResponseHeader::build(204, None).unwrap(), [&[], &[]]);
-        assert!(r.headers.get("transfer-encoding").is_none());
-        let r = prepare_response(&ResponseHeader::build(200, None).unwrap(), [&[], &[]]);
-        assert_eq!(r.headers["transfer-encoding"], "chunked");
+        for (status, close_delimited) in [(204, true), (200, false)] {
+            let r = prepare_response(head(status, close_delimited), [&[], &[]]);
+            assert!(r.headers.get("transfer-encoding").is_none());
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod dns;
 pub mod exchange;
+pub mod h1;
 pub mod health;
 pub mod pool;
 pub mod probe;

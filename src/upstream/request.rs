@@ -40,14 +40,26 @@ pub struct Outgoing<'a> {
     pub body_len: usize,
 }
 
-/// Builds the upstream request header from the client's.
-///
-/// The header has no case map (names go out in canonical case), so they go
-/// into its `HeaderMap` directly: `RequestHeader::append_header` would turn each
-/// `HeaderName` back into bytes and parse it again.
-pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Result<RequestHeader> {
-    let mut parts = http::Request::new(()).into_parts().0;
-    parts.method = out.method.clone();
+/// An upstream request header, serialized for HTTP/1.1.
+#[derive(Debug, Clone)]
+pub struct Wire {
+    pub bytes: Vec<u8>,
+    /// A HEAD request: its response has no body, whatever its header says.
+    pub head_only: bool,
+}
+
+/// Builds the upstream request header from the client's, straight onto the
+/// wire: header names go out in their canonical (lower) case, and no header
+/// map is built only to be serialized.
+pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Result<Wire> {
+    // The path is the client's (parsed from its request line) under the
+    // provider's base path; a byte that would end the request line is refused.
+    if out.path.is_empty() || out.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return pingora_error::Error::e_explain(
+            pingora_error::ErrorType::InvalidHTTPHeader,
+            "unsendable request path",
+        );
+    }
     let listed: Vec<&str> = client
         .headers
         .get_all(header::CONNECTION)
@@ -56,21 +68,24 @@ pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Resul
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    let headers = &mut parts.headers;
-    headers.reserve(client.headers.len() + 4);
+    let mut w = Vec::with_capacity(512);
+    w.extend_from_slice(out.method.as_str().as_bytes());
+    w.push(b' ');
+    w.extend_from_slice(out.path.as_bytes());
+    w.extend_from_slice(b" HTTP/1.1\r\n");
+    field(&mut w, &header::HOST, out.authority);
     for (name, value) in client.headers.iter() {
         if !dropped(name, &listed) {
-            headers.append(name.clone(), value.clone());
+            field(&mut w, name, value);
         }
     }
-    headers.insert(header::HOST, out.authority.clone());
     for (name, value) in out.defaults {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
+        if !client.headers.contains_key(name) || dropped(name, &listed) {
+            field(&mut w, name, value);
         }
     }
     if let Some((name, value)) = &out.auth {
-        headers.insert(name.clone(), value.clone());
+        field(&mut w, name, value);
     }
     let has_body = out.body_len > 0
         || !matches!(
@@ -78,11 +93,24 @@ pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Resul
             Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
         );
     if has_body {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.body_len));
+        field(
+            &mut w,
+            &header::CONTENT_LENGTH,
+            &HeaderValue::from(out.body_len),
+        );
     }
-    let mut req = RequestHeader::from(parts);
-    req.set_raw_path(out.path.as_bytes())?;
-    Ok(req)
+    w.extend_from_slice(b"\r\n");
+    Ok(Wire {
+        bytes: w,
+        head_only: *out.method == Method::HEAD,
+    })
+}
+
+fn field(w: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    w.extend_from_slice(name.as_str().as_bytes());
+    w.extend_from_slice(b": ");
+    w.extend_from_slice(value.as_bytes());
+    w.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -121,7 +149,10 @@ mod tests {
             body_len: 42,
         };
         let req = build(&client, &out).unwrap();
-        let h = &req.headers;
+        assert!(!req.head_only);
+        let (line, h) = parse(&req.bytes);
+        assert_eq!(line, "POST /v1/chat/completions HTTP/1.1");
+        let h = &h;
         assert_eq!(h["authorization"], "Bearer sk-managed");
         assert!(h.get("x-api-key").is_none());
         assert!(h.get("x-private").is_none());
@@ -132,5 +163,60 @@ mod tests {
         assert_eq!(h["host"], "api.openai.com");
         assert_eq!(h["openai-organization"], "org-1");
         assert_eq!(h["anthropic-version"], "2023-06-01");
+    }
+
+    /// The request line and fields of a serialized header (each name once).
+    fn parse(wire: &[u8]) -> (String, http::HeaderMap) {
+        let text = std::str::from_utf8(wire).unwrap();
+        let body = text
+            .strip_suffix("\r\n\r\n")
+            .expect("header ends with a blank line");
+        let mut lines = body.split("\r\n");
+        let line = lines.next().unwrap().to_string();
+        let mut map = http::HeaderMap::new();
+        for l in lines {
+            let (k, v) = l.split_once(": ").unwrap();
+            let name = HeaderName::from_bytes(k.as_bytes()).unwrap();
+            assert!(!map.contains_key(&name), "{k} sent twice");
+            map.insert(name, v.parse().unwrap());
+        }
+        (line, map)
+    }
+
+    #[test]
+    fn a_path_that_would_break_the_request_line_is_refused() {
+        let client = RequestHeader::build("GET", b"/", None).unwrap();
+        let authority = HeaderValue::from_static("h");
+        for path in ["/a b", "/a\r\nx: y", "", "/\u{7f}"] {
+            let out = Outgoing {
+                method: &Method::GET,
+                path,
+                authority: &authority,
+                auth: None,
+                defaults: &[],
+                body_len: 0,
+            };
+            assert!(build(&client, &out).is_err(), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn head_requests_are_marked_and_bodiless_gets_carry_no_length() {
+        let client = RequestHeader::build("HEAD", b"/", None).unwrap();
+        let authority = HeaderValue::from_static("h");
+        for (method, head_only) in [(Method::HEAD, true), (Method::GET, false)] {
+            let out = Outgoing {
+                method: &method,
+                path: "/v1/models",
+                authority: &authority,
+                auth: None,
+                defaults: &[],
+                body_len: 0,
+            };
+            let req = build(&client, &out).unwrap();
+            assert_eq!(req.head_only, head_only);
+            let (_, h) = parse(&req.bytes);
+            assert!(h.get("content-length").is_none());
+        }
     }
 }
