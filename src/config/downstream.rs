@@ -49,9 +49,12 @@ pub struct DownstreamSettings {
     pub max_header_bytes: usize,
     /// Requests answered at once by this process (503 above); `None`: unbounded.
     pub max_requests_in_flight: Option<usize>,
-    /// Read buffer of each client connection: 8 KiB. Pingora's default, 64 KiB,
-    /// is held (and touched) by every open connection; reads larger than the
-    /// buffer bypass it, so bodies cost no extra system calls.
+    /// Read buffer of each plain-HTTP client connection: 0, none. Pingora's
+    /// default, 64 KiB, is held (and touched) by every open connection, and an
+    /// HTTP/1.1 request needs none: pingora's session reads the header into a
+    /// buffer of its own (4 KiB, grown as needed) and the body in reads of up to
+    /// 64 KiB, which bypass a smaller buffer anyway. Its only use is fewer reads
+    /// for headers over 4 KiB.
     pub read_buffer_bytes: usize,
 }
 
@@ -64,7 +67,7 @@ impl Default for DownstreamSettings {
             body_timeout: Duration::from_secs(120),
             max_header_bytes: 64 * 1024,
             max_requests_in_flight: None,
-            read_buffer_bytes: 8 * 1024,
+            read_buffer_bytes: 0,
         }
     }
 }
@@ -117,10 +120,10 @@ pub fn validate(
             None => d.max_header_bytes,
         },
         read_buffer_bytes: match raw.read_buffer_bytes {
-            Some(n) if !(1024..=1 << 20).contains(&n) => {
+            Some(n) if n != 0 && !(1024..=1 << 20).contains(&n) => {
                 return Err((
                     "downstream.read_buffer_bytes",
-                    format!("is {n}; must be between 1024 and 1048576"),
+                    format!("is {n}; must be 0 (unbuffered) or between 1024 and 1048576"),
                 ))
             }
             Some(n) => n,

@@ -237,6 +237,20 @@ mod tests {
     }
 
     #[test]
+    fn client_read_buffers_are_none_by_default_or_sized_sensibly() {
+        let c = Config::load(None, &no_env).unwrap();
+        assert_eq!(c.downstream.read_buffer_bytes, 0);
+        for (n, ok) in [(0, true), (512, false), (8192, true), (2 << 20, false)] {
+            let text = format!("downstream:\n  read_buffer_bytes: {n}\n");
+            let got = Config::parse(&text, "t.yaml", &no_env);
+            assert_eq!(got.is_ok(), ok, "{n}");
+            if ok {
+                assert_eq!(got.unwrap().downstream.read_buffer_bytes, n);
+            }
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
