@@ -243,25 +243,32 @@ impl Conn {
             .and_then(|c| StatusCode::from_u16(c).ok())
             .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "bad status code"))?;
         let http10 = parsed.version == Some(0);
-        // Names are made now (from the borrowed buffer); values are slices of the
-        // header's own copy, made once it is split off below.
+        // Names are made now (from the borrowed buffer), and the framing fields
+        // read; values are slices of the header's own copy, made once it is
+        // split off below.
         let base = self.buf.as_ptr() as usize;
+        let mut framing = Framing::new(http10);
         let mut fields = Vec::with_capacity(parsed.headers.len());
         for h in parsed.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
                 .or_err(ErrorType::InvalidHTTPHeader, "bad response header name")?;
-            let start = h.value.as_ptr() as usize - base;
-            fields.push((name, start, h.value.len()));
+            if framing.see(&name, h.value)? {
+                let start = h.value.as_ptr() as usize - base;
+                fields.push((name, start, h.value.len()));
+            }
         }
+        let framing = framing.finish()?;
         let raw = self.take(len);
         let mut headers = HeaderMap::with_capacity(fields.len() + 12);
         for (name, start, n) in fields {
-            let value = HeaderValue::from_maybe_shared(raw.slice(start..start + n))
-                .or_err(ErrorType::InvalidHTTPHeader, "bad response header value")?;
-            headers.append(name, value);
+            let hop = framing.listed.contains(&name)
+                || (framing.chunked && name == header::CONTENT_LENGTH);
+            if !hop {
+                let value = HeaderValue::from_maybe_shared(raw.slice(start..start + n))
+                    .or_err(ErrorType::InvalidHTTPHeader, "bad response header value")?;
+                headers.append(name, value);
+            }
         }
-        let framing = Framing::of(&headers, http10)?;
-        strip_hop_by_hop(&mut headers, framing.chunked);
         let informational = status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS;
         self.keep_alive = framing.keep_alive;
         self.body = if informational || head_request || matches!(status.as_u16(), 204 | 304) {
@@ -387,65 +394,101 @@ fn chunk_size(line: &[u8]) -> Result<u64> {
     Ok(size)
 }
 
-/// What a response header says about its body and its connection.
+/// What a response header says about its body and its connection, read field
+/// by field.
 struct Framing {
-    /// `Transfer-Encoding: chunked` (it overrides `Content-Length`).
+    http10: bool,
+    /// Any `Transfer-Encoding`, and whether the last one ends in `chunked`.
+    coded: bool,
     chunked: bool,
     length: Option<u64>,
-    keep_alive: bool,
+    close: bool,
+    keep_alive_asked: bool,
+    /// Fields that `Connection` names (hop-by-hop too; rarely any).
+    listed: Vec<HeaderName>,
 }
 
 impl Framing {
-    fn of(headers: &HeaderMap, http10: bool) -> Result<Framing> {
-        let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
-        let coded = codings.peek().is_some();
-        let last = codings.last().map(|v| v.as_bytes());
-        let chunked = last.is_some_and(|v| {
-            v.rsplit(|&b| b == b',')
+    fn new(http10: bool) -> Framing {
+        Framing {
+            http10,
+            coded: false,
+            chunked: false,
+            length: None,
+            close: false,
+            keep_alive_asked: false,
+            listed: Vec::new(),
+        }
+    }
+
+    /// Reads one field; false for a hop-by-hop one, which the client's copy
+    /// of the header leaves out.
+    fn see(&mut self, name: &HeaderName, value: &[u8]) -> Result<bool> {
+        if *name == header::TRANSFER_ENCODING {
+            self.coded = true;
+            self.chunked = value
+                .rsplit(|&b| b == b',')
                 .next()
-                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-        });
-        let mut length = None;
-        for v in headers.get_all(header::CONTENT_LENGTH) {
-            for part in v.as_bytes().split(|&b| b == b',') {
+                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if *name == header::CONTENT_LENGTH {
+            for part in value.split(|&b| b == b',') {
                 let n = parse_length(part.trim_ascii()).ok_or_else(|| {
                     Error::explain(ErrorType::InvalidHTTPHeader, "bad Content-Length")
                 })?;
-                if length.is_some_and(|l| l != n) {
+                if self.length.is_some_and(|l| l != n) {
                     return Error::e_explain(
                         ErrorType::InvalidHTTPHeader,
                         "conflicting Content-Length values",
                     );
                 }
-                length = Some(n);
+                self.length = Some(n);
             }
-        }
-        let mut keep_alive = !http10;
-        for v in headers.get_all(header::CONNECTION) {
-            for token in v.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        } else if *name == header::CONNECTION {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if http10 && token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive_asked = true;
+                } else if let Ok(listed) = HeaderName::from_bytes(token) {
+                    self.listed.push(listed);
                 }
             }
+            return Ok(false);
+        } else if *name == header::UPGRADE
+            || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+        {
+            return Ok(false);
         }
+        Ok(true)
+    }
+
+    fn finish(self) -> Result<Framed> {
         // A transfer coding other than a final `chunked` would be relayed as
         // if it were the content: refused, as no provider sends one.
-        if coded && !chunked {
+        if self.coded && !self.chunked {
             return Error::e_explain(ErrorType::InvalidHTTPHeader, "unsupported transfer coding");
         }
         // Both framings at once: the length is ignored, and the connection is
         // not trusted with another request (RFC 9112 §6.3).
-        if chunked && length.is_some() {
-            keep_alive = false;
-        }
-        Ok(Framing {
-            chunked,
-            length,
+        let both = self.chunked && self.length.is_some();
+        let http10_close = self.http10 && !self.keep_alive_asked;
+        let keep_alive = !(self.close || both || http10_close);
+        Ok(Framed {
+            chunked: self.chunked,
+            length: self.length,
             keep_alive,
+            listed: self.listed,
         })
     }
+}
+
+/// The framing a response header settled on.
+struct Framed {
+    /// `Transfer-Encoding: chunked` (it overrides `Content-Length`).
+    chunked: bool,
+    length: Option<u64>,
+    keep_alive: bool,
+    listed: Vec<HeaderName>,
 }
 
 fn parse_length(digits: &[u8]) -> Option<u64> {
@@ -457,31 +500,6 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
             .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
     )
-}
-
-/// Removes the fields that describe this hop only, and a `Content-Length`
-/// that chunked framing overrides.
-fn strip_hop_by_hop(headers: &mut HeaderMap, chunked: bool) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        HeaderName::from_static("proxy-connection"),
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    if chunked {
-        headers.remove(header::CONTENT_LENGTH);
-    }
 }
 
 #[cfg(test)]

@@ -141,6 +141,19 @@ async fn http10_and_stray_bytes_are_not_reused() {
     assert!(c.into_idle().is_none(), "HTTP/1.0 without keep-alive");
 
     let (mut c, _server) = serve(vec![
+        b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+    ])
+    .await;
+    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+    let head = c.read_head(false).await.unwrap();
+    assert!(head.headers.get("connection").is_none());
+    assert_eq!(body(&mut c).await.unwrap(), b"ok");
+    assert!(
+        c.into_idle().is_some(),
+        "HTTP/1.0 that asked for keep-alive"
+    );
+
+    let (mut c, _server) = serve(vec![
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec()
     ])
     .await;
