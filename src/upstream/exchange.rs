@@ -20,7 +20,7 @@ use pingora_core::upstreams::peer::Peer;
 use pingora_http::ResponseHeader;
 use pingora_timeout::timeout;
 
-use super::h1::{Conn, Head};
+use super::h1::{Conn, Framing, Head};
 use super::pool::Pool;
 use super::request::Wire;
 use crate::config::UpstreamSettings;
@@ -161,9 +161,14 @@ impl Exchanger {
                 },
                 Err(e) => Err((AttemptError::Retry(connect_failure(&e)), None)),
             };
+            // A stale pooled connection fails before any response byte; once
+            // one has come, the provider may have run the request.
+            let unanswered = |up: &Option<Conn>| up.as_ref().is_none_or(|c| !c.received_any());
             match waited {
                 Ok((head, up)) => return self.relay(session, up, head, &a, key, meter).await,
-                Err((AttemptError::Retry(Failure::Connect(_)), _)) if reused && fresh_retry => {
+                Err((AttemptError::Retry(Failure::Connect(_)), ref up))
+                    if reused && fresh_retry && unanswered(up) =>
+                {
                     fresh_retry = false;
                 }
                 Err((AttemptError::Retry(f @ Failure::Status { .. }), Some(up))) => {
@@ -198,7 +203,7 @@ impl Exchanger {
                 () = client_gone(session) => return Err(AttemptError::ClientGone),
             };
             let status = head.status.as_u16();
-            if (100..200).contains(&status) && status != 101 {
+            if head.status.is_informational() {
                 continue;
             }
             if retryable(status) && (!a.last || (status == 429 && a.own_429)) {
@@ -292,16 +297,26 @@ impl Exchanger {
         })
     }
 
-    /// Reads a small error body so the connection can go back to the pool.
+    /// Reads a small error body, within 2 s, so the connection can go back
+    /// to the pool; one that cannot be reused is dropped at once.
     async fn discard(&self, mut up: Conn, a: &Attempt<'_>, key: u64) {
-        let mut read = 0usize;
-        let limit = Duration::from_secs(2);
-        while read <= DISCARD_LIMIT {
-            match timeout(limit, up.read_body()).await {
-                Ok(Ok(Some(chunk))) => read += chunk.len(),
-                Ok(Ok(None)) => return self.release(up, a, key),
-                _ => return,
+        if !up.reusable() {
+            return;
+        }
+        let drained = timeout(Duration::from_secs(2), async {
+            let mut read = 0usize;
+            while read <= DISCARD_LIMIT {
+                match up.read_body().await {
+                    Ok(Some(chunk)) => read += chunk.len(),
+                    Ok(None) => return true,
+                    Err(_) => return false,
+                }
             }
+            false
+        })
+        .await;
+        if matches!(drained, Ok(true)) {
+            self.release(up, a, key);
         }
     }
 }
@@ -423,14 +438,19 @@ fn prepare_response(head: Head, extra: [&[ExtraHeader]; 2]) -> Box<ResponseHeade
     parts.headers = head.headers;
     let headers = &mut parts.headers;
     headers.reserve(extra[0].len() + extra[1].len() + 1);
-    let bodiless = matches!(parts.status.as_u16(), 204 | 304);
-    if head.close_delimited && !bodiless {
-        // A close-delimited upstream body is re-framed as chunked so the client
-        // connection stays reusable.
-        headers.insert(
-            http::header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
+    // One framing field, tollgate's: a close-delimited upstream body is sent
+    // chunked, so the client connection stays reusable.
+    match head.framing {
+        Framing::Length(n) => {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        Framing::Chunked => {
+            headers.insert(
+                http::header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+        }
+        Framing::None => {}
     }
     for (name, value) in extra.into_iter().flatten() {
         headers.insert(name.clone(), value.clone());
@@ -453,26 +473,29 @@ mod tests {
     }
 
     #[test]
-    fn close_delimited_answers_are_rechunked_and_gain_tollgate_headers() {
+    fn the_client_gets_one_framing_field_and_tollgate_headers() {
         let extra = [(
             HeaderName::from_static("x-tollgate-provider"),
             HeaderValue::from_static("openai"),
         )];
-        let head = |status: u16, close_delimited| Head {
+        let head = |status: u16, framing| Head {
             status: http::StatusCode::from_u16(status).unwrap(),
             headers: http::HeaderMap::new(),
-            close_delimited,
+            framing,
         };
-        let r = prepare_response(head(200, true), [&extra, &[]]);
+        let r = prepare_response(head(200, Framing::Chunked), [&extra, &[]]);
         assert_eq!(r.headers["transfer-encoding"], "chunked");
+        assert!(r.headers.get("content-length").is_none());
         assert_eq!(r.headers["x-tollgate-provider"], "openai");
         let mut wire = Vec::new();
         r.header_to_h1_wire(&mut wire);
         let wire = String::from_utf8(wire).unwrap();
         assert!(wire.contains("x-tollgate-provider: openai\r\n"), "{wire}");
-        for (status, close_delimited) in [(204, true), (200, false)] {
-            let r = prepare_response(head(status, close_delimited), [&[], &[]]);
-            assert!(r.headers.get("transfer-encoding").is_none());
-        }
+        let r = prepare_response(head(200, Framing::Length(42)), [&[], &[]]);
+        assert_eq!(r.headers["content-length"], "42");
+        assert!(r.headers.get("transfer-encoding").is_none());
+        let r = prepare_response(head(204, Framing::None), [&[], &[]]);
+        assert!(r.headers.get("transfer-encoding").is_none());
+        assert!(r.headers.get("content-length").is_none());
     }
 }

@@ -39,13 +39,25 @@ const MAX_TRAILERS: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Head {
     pub status: StatusCode,
-    /// The provider's fields minus hop-by-hop ones (`Connection` and the fields
-    /// it names, `Keep-Alive`, `Proxy-Connection`, `Upgrade`), and minus
-    /// `Content-Length` when `Transfer-Encoding` overrides it.
+    /// The provider's fields minus the ones that describe this hop only
+    /// (`Connection` and the fields it names, `Keep-Alive`, `Proxy-Connection`,
+    /// `Upgrade`, `Trailer`) and minus its framing (`Content-Length`,
+    /// `Transfer-Encoding`): the client's copy gets one framing field of
+    /// tollgate's, [`Head::framing`].
     pub headers: HeaderMap,
-    /// The body is delimited by the connection's close, so the client's copy
-    /// must be framed anew.
-    pub close_delimited: bool,
+    pub framing: Framing,
+}
+
+/// How the client's copy of a response is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length` (for HEAD, the length of what GET would send).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: the provider's body was chunked, or ends
+    /// at its close.
+    Chunked,
+    /// No framing field (1xx, 204, 304, and HEAD without a length).
+    None,
 }
 
 /// How the rest of the current response body is framed.
@@ -66,7 +78,8 @@ enum Chunk {
     Size,
     Data(u64),
     DataEnd,
-    Trailers,
+    /// Trailer bytes read so far.
+    Trailers(usize),
 }
 
 /// One upstream HTTP/1.1 connection.
@@ -77,6 +90,10 @@ pub struct Conn {
     body: Body,
     /// The connection may carry another request once this response is read.
     keep_alive: bool,
+    /// Some response byte has arrived on this connection.
+    received: bool,
+    /// How much of `buf` is known not to hold a header's end.
+    scanned: usize,
 }
 
 impl Conn {
@@ -86,6 +103,8 @@ impl Conn {
             buf: BytesMut::new(),
             body: Body::Done,
             keep_alive: true,
+            received: false,
+            scanned: 0,
         }
     }
 
@@ -179,6 +198,18 @@ impl Conn {
         }
     }
 
+    /// Whether any byte of a response arrived: a request that got one must
+    /// not be sent again on another connection (the provider may have run it).
+    pub fn received_any(&self) -> bool {
+        self.received
+    }
+
+    /// Whether the connection may carry another request once this response
+    /// is read to its end.
+    pub fn reusable(&self) -> bool {
+        self.keep_alive
+    }
+
     /// The connection, when the response was read to its end and it may carry
     /// another request (nothing unasked is waiting on it).
     pub fn into_idle(self) -> Option<Stream> {
@@ -189,7 +220,7 @@ impl Conn {
     /// 0 at the end of the stream.
     async fn fill(&mut self) -> Result<usize> {
         let Conn { stream, buf, .. } = self;
-        std::future::poll_fn(|cx| {
+        let n = std::future::poll_fn(|cx| {
             let mut scratch = [const { MaybeUninit::<u8>::uninit() }; READ_SIZE];
             let mut read = ReadBuf::uninit(&mut scratch);
             ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
@@ -197,7 +228,9 @@ impl Conn {
             Poll::Ready(Ok::<_, std::io::Error>(read.filled().len()))
         })
         .await
-        .or_err(ErrorType::ReadError, "reading from the provider")
+        .or_err(ErrorType::ReadError, "reading from the provider")?;
+        self.received |= n > 0;
+        Ok(n)
     }
 
     /// The first `n` buffered bytes, as a chunk of their own.
@@ -220,9 +253,17 @@ impl Conn {
 
     /// Parses a complete header at the front of `buf`, if there is one.
     fn parse_head(&mut self, head_request: bool) -> Result<Option<Head>> {
-        if self.buf.is_empty() {
+        // httparse runs only once the header's end has arrived, so a header
+        // that trickles in is not parsed again for every read.
+        let from = self.scanned.saturating_sub(2);
+        let tail = &self.buf[from..];
+        if memchr::memmem::find(tail, b"\n\r\n").is_none()
+            && memchr::memmem::find(tail, b"\n\n").is_none()
+        {
+            self.scanned = self.buf.len();
             return Ok(None);
         }
+        self.scanned = 0;
         let mut slots = [httparse::EMPTY_HEADER; MAX_FIELDS];
         let mut parsed = httparse::Response::new(&mut slots);
         let len = match parsed.parse(&self.buf) {
@@ -244,10 +285,11 @@ impl Conn {
             .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "bad status code"))?;
         let http10 = parsed.version == Some(0);
         // Names are made now (from the borrowed buffer), and the framing fields
-        // read; values are slices of the header's own copy, made once it is
-        // split off below.
+        // read; values are slices of the header's own copy, made below (a copy,
+        // so that the body bytes read with the header are not pinned for as
+        // long as the client's copy of the header lives).
         let base = self.buf.as_ptr() as usize;
-        let mut framing = Framing::new(http10);
+        let mut framing = FieldReader::new(http10);
         let mut fields = Vec::with_capacity(parsed.headers.len());
         for h in parsed.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
@@ -258,40 +300,50 @@ impl Conn {
             }
         }
         let framing = framing.finish()?;
-        let raw = self.take(len);
+        // tollgate never asks for an upgrade (request.rs drops `Upgrade`), so a
+        // 101 can only be a broken or hostile answer.
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Error::e_explain(
+                ErrorType::InvalidHTTPHeader,
+                "unasked 101 Switching Protocols",
+            );
+        }
+        let raw = Bytes::copy_from_slice(&self.buf[..len]);
+        self.consume(len);
         let mut headers = HeaderMap::with_capacity(fields.len() + 12);
         for (name, start, n) in fields {
-            let hop = framing.listed.contains(&name)
-                || (framing.chunked && name == header::CONTENT_LENGTH);
-            if !hop {
+            if !framing.listed.contains(&name) {
                 let value = HeaderValue::from_maybe_shared(raw.slice(start..start + n))
                     .or_err(ErrorType::InvalidHTTPHeader, "bad response header value")?;
                 headers.append(name, value);
             }
         }
-        let informational = status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS;
         self.keep_alive = framing.keep_alive;
-        self.body = if informational || head_request || matches!(status.as_u16(), 204 | 304) {
-            Body::Done
+        let bodiless = status.is_informational() || matches!(status.as_u16(), 204 | 304);
+        let (body, client) = if bodiless {
+            (Body::Done, Framing::None)
+        } else if head_request {
+            (
+                Body::Done,
+                framing.length.map_or(Framing::None, Framing::Length),
+            )
         } else if framing.chunked {
-            Body::Chunked(Chunk::Size)
-        } else if status == StatusCode::SWITCHING_PROTOCOLS {
-            self.keep_alive = false;
-            Body::UntilClose
+            (Body::Chunked(Chunk::Size), Framing::Chunked)
         } else {
             match framing.length {
-                Some(0) => Body::Done,
-                Some(n) => Body::Length(n),
+                Some(0) => (Body::Done, Framing::Length(0)),
+                Some(n) => (Body::Length(n), Framing::Length(n)),
                 None => {
                     self.keep_alive = false;
-                    Body::UntilClose
+                    (Body::UntilClose, Framing::Chunked)
                 }
             }
         };
+        self.body = body;
         Ok(Some(Head {
             status,
             headers,
-            close_delimited: self.body == Body::UntilClose,
+            framing: client,
         }))
     }
 
@@ -309,7 +361,7 @@ impl Conn {
                 let size = chunk_size(&self.buf[..end])?;
                 self.consume(end + 1);
                 self.body = Body::Chunked(match size {
-                    0 => Chunk::Trailers,
+                    0 => Chunk::Trailers(0),
                     n => Chunk::Data(n),
                 });
                 Ok(Some(Step::Next))
@@ -339,20 +391,22 @@ impl Conn {
                 }
                 _ => bad_chunk("no line end after chunk data"),
             },
-            Chunk::Trailers => {
+            Chunk::Trailers(read) => {
                 // Trailer fields are read and dropped, line by line, up to the
                 // empty line that ends the body.
-                let Some(end) = memchr::memchr(b'\n', &self.buf) else {
-                    if self.buf.len() > MAX_TRAILERS {
-                        return bad_chunk("trailer section too long");
-                    }
+                let end = memchr::memchr(b'\n', &self.buf);
+                if read + end.unwrap_or(self.buf.len()) > MAX_TRAILERS {
+                    return bad_chunk("trailer section too long");
+                }
+                let Some(end) = end else {
                     return Ok(None);
                 };
                 let blank = end == 0 || (end == 1 && self.buf[0] == b'\r');
                 self.consume(end + 1);
-                if blank {
-                    self.body = Body::Done;
-                }
+                self.body = match blank {
+                    true => Body::Done,
+                    false => Body::Chunked(Chunk::Trailers(read + end + 1)),
+                };
                 Ok(Some(Step::Next))
             }
         }
@@ -370,15 +424,20 @@ fn bad_chunk<T>(why: &'static str) -> Result<T> {
     Error::e_explain(ErrorType::InvalidHTTPHeader, why)
 }
 
-/// The size of a chunk-size line (`1a;ext=v\r`), hex digits up to an
-/// extension or the line's end.
+/// The size of a chunk-size line (`1a;ext=v\r`): hex digits, then nothing,
+/// or an extension after optional blanks; no control bytes anywhere.
 fn chunk_size(line: &[u8]) -> Result<u64> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits = line
+    if line.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
+        return bad_chunk("control byte in a chunk-size line");
+    }
+    let end = line
         .iter()
-        .position(|b| matches!(b, b';' | b' ' | b'\t'))
-        .map_or(line, |end| &line[..end]);
-    if digits.is_empty() || digits.len() > 15 {
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    let (digits, rest) = line.split_at(end);
+    let rest = rest.trim_ascii_start();
+    if digits.is_empty() || digits.len() > 15 || !(rest.is_empty() || rest[0] == b';') {
         return bad_chunk("bad chunk size");
     }
     let mut size = 0u64;
@@ -396,11 +455,12 @@ fn chunk_size(line: &[u8]) -> Result<u64> {
 
 /// What a response header says about its body and its connection, read field
 /// by field.
-struct Framing {
+struct FieldReader {
     http10: bool,
-    /// Any `Transfer-Encoding`, and whether the last one ends in `chunked`.
-    coded: bool,
-    chunked: bool,
+    /// Transfer codings named, over all `Transfer-Encoding` fields, and how
+    /// many of them were `chunked`.
+    codings: usize,
+    chunked: usize,
     length: Option<u64>,
     close: bool,
     keep_alive_asked: bool,
@@ -408,12 +468,12 @@ struct Framing {
     listed: Vec<HeaderName>,
 }
 
-impl Framing {
-    fn new(http10: bool) -> Framing {
-        Framing {
+impl FieldReader {
+    fn new(http10: bool) -> FieldReader {
+        FieldReader {
             http10,
-            coded: false,
-            chunked: false,
+            codings: 0,
+            chunked: 0,
             length: None,
             close: false,
             keep_alive_asked: false,
@@ -421,15 +481,17 @@ impl Framing {
         }
     }
 
-    /// Reads one field; false for a hop-by-hop one, which the client's copy
-    /// of the header leaves out.
+    /// Reads one field; false for a framing or hop-by-hop one, which the
+    /// client's copy of the header leaves out.
     fn see(&mut self, name: &HeaderName, value: &[u8]) -> Result<bool> {
         if *name == header::TRANSFER_ENCODING {
-            self.coded = true;
-            self.chunked = value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if !coding.is_empty() {
+                    self.codings += 1;
+                    self.chunked += usize::from(coding.eq_ignore_ascii_case(b"chunked"));
+                }
+            }
+            return Ok(false);
         } else if *name == header::CONTENT_LENGTH {
             for part in value.split(|&b| b == b',') {
                 let n = parse_length(part.trim_ascii()).ok_or_else(|| {
@@ -443,6 +505,7 @@ impl Framing {
                 }
                 self.length = Some(n);
             }
+            return Ok(false);
         } else if *name == header::CONNECTION {
             for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
@@ -455,6 +518,7 @@ impl Framing {
             }
             return Ok(false);
         } else if *name == header::UPGRADE
+            || *name == header::TRAILER
             || matches!(name.as_str(), "keep-alive" | "proxy-connection")
         {
             return Ok(false);
@@ -463,19 +527,22 @@ impl Framing {
     }
 
     fn finish(self) -> Result<Framed> {
-        // A transfer coding other than a final `chunked` would be relayed as
-        // if it were the content: refused, as no provider sends one.
-        if self.coded && !self.chunked {
+        // Any transfer coding but a lone `chunked` (gzip, or chunked twice)
+        // would reach the client as if it were the content: refused, as no
+        // provider sends one.
+        if self.codings > 0 && (self.codings, self.chunked) != (1, 1) {
             return Error::e_explain(ErrorType::InvalidHTTPHeader, "unsupported transfer coding");
         }
+        let chunked = self.chunked == 1;
         // Both framings at once: the length is ignored, and the connection is
-        // not trusted with another request (RFC 9112 §6.3).
-        let both = self.chunked && self.length.is_some();
-        let http10_close = self.http10 && !self.keep_alive_asked;
+        // not trusted with another request (RFC 9112 §6.3); nor is an HTTP/1.0
+        // answer with a transfer coding (§6.1).
+        let both = chunked && self.length.is_some();
+        let http10_close = self.http10 && (!self.keep_alive_asked || chunked);
         let keep_alive = !(self.close || both || http10_close);
         Ok(Framed {
-            chunked: self.chunked,
-            length: self.length,
+            chunked,
+            length: (!chunked).then_some(self.length).flatten(),
             keep_alive,
             listed: self.listed,
         })

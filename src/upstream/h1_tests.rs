@@ -3,6 +3,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use std::future::Future;
+
 use super::*;
 
 /// A connection to a server that answers with `pieces`, pausing between them so
@@ -58,7 +60,11 @@ async fn a_sized_body_is_read_whole_and_the_connection_is_kept() {
     let head = c.read_head(false).await.unwrap();
     assert_eq!(head.status, 200);
     assert_eq!(head.headers["x-request-id"], "r1");
-    assert!(!head.close_delimited);
+    assert_eq!(head.framing, Framing::Length(11));
+    assert!(
+        head.headers.get("content-length").is_none(),
+        "tollgate sets it"
+    );
     assert_eq!(body(&mut c).await.unwrap(), b"hello world");
     assert!(c.into_idle().is_some());
     let sent = server.await.unwrap();
@@ -76,8 +82,9 @@ async fn chunked_bodies_decode_whatever_the_read_boundaries() {
         let (mut c, _server) = serve(pieces).await;
         c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
         let head = c.read_head(false).await.unwrap();
-        assert!(head.headers.get("content-length").is_none(), "chunked wins");
-        assert_eq!(head.headers["transfer-encoding"], "chunked");
+        assert_eq!(head.framing, Framing::Chunked, "chunked wins");
+        assert!(head.headers.get("content-length").is_none());
+        assert!(head.headers.get("transfer-encoding").is_none());
         assert_eq!(body(&mut c).await.unwrap(), b"hello world, and on.");
         assert!(c.into_idle().is_none(), "both framings: not reused");
     }
@@ -93,7 +100,7 @@ async fn a_close_delimited_body_ends_at_the_close_and_is_not_reused() {
     .await;
     c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
     let head = c.read_head(false).await.unwrap();
-    assert!(head.close_delimited);
+    assert_eq!(head.framing, Framing::Chunked, "re-framed for the client");
     for hop in ["connection", "x-hop", "keep-alive"] {
         assert!(head.headers.get(hop).is_none(), "{hop}");
     }
@@ -103,18 +110,28 @@ async fn a_close_delimited_body_ends_at_the_close_and_is_not_reused() {
 
 #[tokio::test]
 async fn bodiless_answers_and_informational_ones() {
-    for (head_request, wire) in [
-        (true, &b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"[..]),
-        (false, b"HTTP/1.1 204 No Content\r\n\r\n"),
+    for (head_request, wire, framing) in [
+        (
+            true,
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"[..],
+            Framing::Length(99),
+        ),
+        (
+            true,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Framing::None,
+        ),
+        (false, b"HTTP/1.1 204 No Content\r\n\r\n", Framing::None),
         (
             false,
             b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+            Framing::None,
         ),
     ] {
         let (mut c, _server) = serve(vec![wire.to_vec()]).await;
         c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
         let head = c.read_head(head_request).await.unwrap();
-        assert!(!head.close_delimited);
+        assert_eq!(head.framing, framing);
         assert_eq!(body(&mut c).await.unwrap(), b"");
         assert!(c.into_idle().is_some(), "{head:?}");
     }
@@ -172,6 +189,10 @@ async fn broken_responses_are_errors_not_bodies() {
     let heads: Vec<&[u8]> = vec![
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
         b"HTTP/1.1 2000 OK\r\n\r\n",
         b"NOT HTTP\r\n\r\n",
@@ -192,6 +213,8 @@ async fn broken_responses_are_errors_not_bodies() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nok",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 junk\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
     ];
     for wire in bodies {
@@ -211,7 +234,94 @@ fn chunk_sizes() {
     assert_eq!(chunk_size(b"1a\r").unwrap(), 26);
     assert_eq!(chunk_size(b"FF;name=value").unwrap(), 255);
     assert_eq!(chunk_size(b"0").unwrap(), 0);
-    for bad in [&b""[..], b"\r", b"g", b"-1", b"1234567890abcdef0"] {
+    assert_eq!(chunk_size(b"a ;x").unwrap(), 10);
+    for bad in [
+        &b""[..],
+        b"\r",
+        b"g",
+        b"-1",
+        b"1234567890abcdef0",
+        b"5 junk",
+        b"5;a\rb",
+        b"5\x00",
+    ] {
         assert!(chunk_size(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn framing_fields_repeated_alike_are_one_and_the_client_gets_one() {
+    for wire in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
+    ] {
+        let (mut c, _server) = serve(vec![wire.to_vec()]).await;
+        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        let head = c.read_head(false).await.unwrap();
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(head.headers.get("content-length").is_none());
+        assert_eq!(body(&mut c).await.unwrap(), b"ok");
+        assert!(c.into_idle().is_some());
+    }
+    // HTTP/1.0 with a transfer coding: decoded, never reused.
+    let (mut c, _server) = serve(vec![b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\
+        Transfer-Encoding: chunked\r\nTrailer: x-t\r\n\r\n2\nok\n0\nx-t: 1\nx-u: 2\n\n"
+        .to_vec()])
+    .await;
+    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+    let head = c.read_head(false).await.unwrap();
+    assert!(head.headers.get("trailer").is_none());
+    assert_eq!(
+        body(&mut c).await.unwrap(),
+        b"ok",
+        "bare line feeds, two trailers"
+    );
+    assert!(c.into_idle().is_none());
+}
+
+#[tokio::test]
+async fn a_trailer_section_is_bounded_as_a_whole() {
+    let line = format!("x-t: {}\r\n", "a".repeat(1000));
+    let wire = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{}\r\n",
+        line.repeat(MAX_TRAILERS / 1000 + 1)
+    );
+    let (mut c, _server) = serve(vec![wire.into_bytes()]).await;
+    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+    c.read_head(false).await.unwrap();
+    assert!(body(&mut c).await.is_err());
+}
+
+/// Polls `read_body` once without waiting, as the relay does, dropping the
+/// future when it would wait; the bytes read must be the same as when awaited.
+#[tokio::test]
+async fn a_body_read_dropped_while_waiting_loses_nothing() {
+    let whole: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+        5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
+    for pieces in split_at_every_byte(whole) {
+        let (mut c, _server) = serve(pieces).await;
+        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        c.read_head(false).await.unwrap();
+        let mut all = Vec::new();
+        loop {
+            let polled = {
+                let read = std::pin::pin!(c.read_body());
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match read.poll(&mut cx) {
+                    Poll::Ready(r) => Some(r),
+                    Poll::Pending => None,
+                }
+            };
+            let next = match polled {
+                Some(r) => r.unwrap(),
+                None => c.read_body().await.unwrap(),
+            };
+            match next {
+                Some(chunk) => all.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+        assert_eq!(all, b"hello world");
+        assert!(c.into_idle().is_some());
     }
 }

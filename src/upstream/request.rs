@@ -79,8 +79,11 @@ pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Resul
             field(&mut w, name, value);
         }
     }
+    // A default never stands in for a field tollgate sets or drops itself.
+    let auth_name = out.auth.as_ref().map(|(name, _)| name);
     for (name, value) in out.defaults {
-        if !client.headers.contains_key(name) || dropped(name, &listed) {
+        let own = DROPPED.contains(&name.as_str()) || auth_name == Some(name);
+        if !own && (!client.headers.contains_key(name) || dropped(name, &listed)) {
             field(&mut w, name, value);
         }
     }
@@ -93,11 +96,20 @@ pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Resul
             Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
         );
     if has_body {
-        field(
-            &mut w,
-            &header::CONTENT_LENGTH,
-            &HeaderValue::from(out.body_len),
-        );
+        w.extend_from_slice(b"content-length: ");
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = out.body_len;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        w.extend_from_slice(&digits[at..]);
+        w.extend_from_slice(b"\r\n");
     }
     w.extend_from_slice(b"\r\n");
     Ok(Wire {
@@ -181,6 +193,35 @@ mod tests {
             map.insert(name, v.parse().unwrap());
         }
         (line, map)
+    }
+
+    #[test]
+    fn defaults_never_duplicate_what_tollgate_sets() {
+        let client = RequestHeader::build("POST", b"/", None).unwrap();
+        let authority = HeaderValue::from_static("api.example");
+        let defaults = [
+            (header::HOST, HeaderValue::from_static("evil")),
+            (header::CONTENT_LENGTH, HeaderValue::from_static("1")),
+            (
+                header::AUTHORIZATION,
+                HeaderValue::from_static("Bearer other"),
+            ),
+        ];
+        for body_len in [0, 7, 1234567890] {
+            let out = Outgoing {
+                method: &Method::POST,
+                path: "/v1/x",
+                authority: &authority,
+                auth: Some((header::AUTHORIZATION, HeaderValue::from_static("Bearer k"))),
+                defaults: &defaults,
+                body_len,
+            };
+            // `parse` fails on any field sent twice.
+            let (_, h) = parse(&build(&client, &out).unwrap().bytes);
+            assert_eq!(h["host"], "api.example");
+            assert_eq!(h["authorization"], "Bearer k");
+            assert_eq!(h["content-length"], body_len.to_string().as_str());
+        }
     }
 
     #[test]
