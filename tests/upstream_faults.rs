@@ -439,3 +439,96 @@ async fn three_hundred_faulty_requests_leak_nothing() {
         381.0
     );
 }
+
+/// A provider of raw bytes: the n-th request it reads (over all connections) is
+/// answered with `answers[n]` (the last one again past the end); an answer that
+/// is not a whole response is followed by a close. Returns its URL and the
+/// count of requests read.
+async fn raw_provider(
+    answers: Vec<&'static [u8]>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let (answers, seen) = (answers.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // One request: a header, then its Content-Length of body.
+                    let need = loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                            break end + 4 + len;
+                        }
+                        let mut more = [0u8; 4096];
+                        match conn.read(&mut more).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&more[..n]),
+                        }
+                    };
+                    while buf.len() < need {
+                        let mut more = [0u8; 4096];
+                        match conn.read(&mut more).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&more[..n]),
+                        }
+                    }
+                    buf.drain(..need);
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    let answer = answers[n.min(answers.len() - 1)];
+                    if conn.write_all(answer).await.is_err() || !answer.ends_with(b"}") {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test]
+async fn a_request_that_got_part_of_an_answer_is_never_sent_again() {
+    let ok: &[u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    let (url, count) = raw_provider(vec![ok, b"HTTP/1.1 200 OK\r\nContent-Le"]).await;
+    let gw = gateway(&url, "");
+    let resp = gw.post("/v1/chat/completions", chat("gpt-4o")).await;
+    assert_eq!(resp.status(), 200);
+    // The second request goes out on the pooled connection, which breaks after
+    // a few bytes of the answer: the provider may have run it, so it is not
+    // retried on a fresh connection.
+    let resp = gw.post("/v1/chat/completions", chat("gpt-4o")).await;
+    assert_eq!(error_code(resp).await.0, 502);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn framing_fields_reach_the_client_once_and_an_unasked_101_is_refused() {
+    let twice: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+        content-length: 2\r\ncontent-length: 2\r\n\r\n{}";
+    let (url, _) = raw_provider(vec![twice]).await;
+    let gw = gateway(&url, "");
+    let resp = gw.post("/v1/chat/completions", chat("gpt-4o")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers().get_all("content-length").iter().count(), 1);
+    assert_eq!(resp.text().await.unwrap(), "{}");
+
+    let upgrade: &[u8] =
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n";
+    let (url, _) = raw_provider(vec![upgrade]).await;
+    let gw = gateway(&url, "");
+    let resp = gw.post("/v1/chat/completions", chat("gpt-4o")).await;
+    assert_eq!(error_code(resp).await.0, 502);
+}
