@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
+mod decimal;
 pub mod error;
 mod jsonbytes;
 pub mod ledger;

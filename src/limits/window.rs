@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use crate::decimal::decimal;
+
 /// The period every limit is counted over.
 pub const PERIOD: Duration = Duration::from_secs(60);
 const PERIOD_NS: u64 = 60_000_000_000;
@@ -161,33 +163,6 @@ pub fn write_reset(buf: &mut [u8; 32], ns: u64) -> usize {
         }
     };
     32 - w.len()
-}
-
-/// The decimal digits of `n`.
-struct Decimal {
-    digits: [u8; 20],
-    start: usize,
-}
-
-impl Decimal {
-    fn as_slice(&self) -> &[u8] {
-        &self.digits[self.start..]
-    }
-}
-
-fn decimal(mut n: u64) -> Decimal {
-    let mut d = Decimal {
-        digits: [0; 20],
-        start: 20,
-    };
-    loop {
-        d.start -= 1;
-        d.digits[d.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return d;
-        }
-    }
 }
 
 /// Appends `n` in decimal.

@@ -97,18 +97,7 @@ pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Resul
         );
     if has_body {
         w.extend_from_slice(b"content-length: ");
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = out.body_len;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        w.extend_from_slice(&digits[at..]);
+        w.extend_from_slice(crate::decimal::decimal(out.body_len as u64).as_slice());
         w.extend_from_slice(b"\r\n");
     }
     w.extend_from_slice(b"\r\n");
