@@ -351,8 +351,7 @@ impl Exchanger {
 }
 
 /// Polls `f` once: its output if it is ready now, `None` if it would wait. Used only
-/// on cancel-safe reads (pingora's body reads keep their state in the session, as
-/// `h1::Conn` keeps its read state in itself between awaits).
+/// on cancel-safe reads (`h1::Conn` keeps its read state in itself between awaits).
 fn poll_now<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Option<F::Output> {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match f.poll(&mut cx) {

@@ -7,8 +7,8 @@
 //! while a connection waits: each read lands in a stack buffer and is copied
 //! into an allocation of exactly its size, which becomes the relayed chunk (a
 //! held SSE stream costs no read buffer between events). Header values are
-//! slices of one shared copy of the header, so parsing allocates only for
-//! header names that are not standard ones.
+//! slices of one copy of the header, so parsing allocates that copy, the map,
+//! and names that are not standard ones.
 //!
 //! Every read is cancel-safe: between awaits all state is in [`Conn`], and the
 //! only await is a socket read that leaves the buffer as it was when dropped.
@@ -283,23 +283,6 @@ impl Conn {
             .code
             .and_then(|c| StatusCode::from_u16(c).ok())
             .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "bad status code"))?;
-        let http10 = parsed.version == Some(0);
-        // Names are made now (from the borrowed buffer), and the framing fields
-        // read; values are slices of the header's own copy, made below (a copy,
-        // so that the body bytes read with the header are not pinned for as
-        // long as the client's copy of the header lives).
-        let base = self.buf.as_ptr() as usize;
-        let mut framing = FieldReader::new(http10);
-        let mut fields = Vec::with_capacity(parsed.headers.len());
-        for h in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .or_err(ErrorType::InvalidHTTPHeader, "bad response header name")?;
-            if framing.see(&name, h.value)? {
-                let start = h.value.as_ptr() as usize - base;
-                fields.push((name, start, h.value.len()));
-            }
-        }
-        let framing = framing.finish()?;
         // tollgate never asks for an upgrade (request.rs drops `Upgrade`), so a
         // 101 can only be a broken or hostile answer.
         if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -308,16 +291,29 @@ impl Conn {
                 "unasked 101 Switching Protocols",
             );
         }
+        // Values are slices of the header's own copy (not of the read buffer,
+        // so the body bytes read with the header are not pinned for as long as
+        // the client's copy of the header lives); framing and hop-by-hop
+        // fields are read and left out as the fields are named.
         let raw = Bytes::copy_from_slice(&self.buf[..len]);
-        self.consume(len);
-        let mut headers = HeaderMap::with_capacity(fields.len() + 12);
-        for (name, start, n) in fields {
-            if !framing.listed.contains(&name) {
-                let value = HeaderValue::from_maybe_shared(raw.slice(start..start + n))
+        let base = self.buf.as_ptr() as usize;
+        let mut framing = FieldReader::new(parsed.version == Some(0));
+        let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 12);
+        for h in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .or_err(ErrorType::InvalidHTTPHeader, "bad response header name")?;
+            if framing.see(&name, h.value)? {
+                let start = h.value.as_ptr() as usize - base;
+                let value = HeaderValue::from_maybe_shared(raw.slice(start..start + h.value.len()))
                     .or_err(ErrorType::InvalidHTTPHeader, "bad response header value")?;
                 headers.append(name, value);
             }
         }
+        let framing = framing.finish()?;
+        for name in &framing.listed {
+            headers.remove(name);
+        }
+        self.consume(len);
         self.keep_alive = framing.keep_alive;
         let bodiless = status.is_informational() || matches!(status.as_u16(), 204 | 304);
         let (body, client) = if bodiless {
@@ -440,17 +436,9 @@ fn chunk_size(line: &[u8]) -> Result<u64> {
     if digits.is_empty() || digits.len() > 15 || !(rest.is_empty() || rest[0] == b';') {
         return bad_chunk("bad chunk size");
     }
-    let mut size = 0u64;
-    for &d in digits {
-        let v = match d {
-            b'0'..=b'9' => d - b'0',
-            b'a'..=b'f' => d - b'a' + 10,
-            b'A'..=b'F' => d - b'A' + 10,
-            _ => return bad_chunk("bad chunk size"),
-        };
-        size = size << 4 | u64::from(v);
-    }
-    Ok(size)
+    // ASCII hex digits only, at most 15 of them: valid UTF-8, and no overflow.
+    let digits = std::str::from_utf8(digits).unwrap_or_default();
+    u64::from_str_radix(digits, 16).or_else(|_| bad_chunk("bad chunk size"))
 }
 
 /// What a response header says about its body and its connection, read field
@@ -542,7 +530,7 @@ impl FieldReader {
         let keep_alive = !(self.close || both || http10_close);
         Ok(Framed {
             chunked,
-            length: (!chunked).then_some(self.length).flatten(),
+            length: if chunked { None } else { self.length },
             keep_alive,
             listed: self.listed,
         })
