@@ -31,6 +31,13 @@ async fn serve(pieces: Vec<Vec<u8>>) -> (Conn, tokio::task::JoinHandle<Vec<u8>>)
     (Conn::new(Box::new(l4)), server)
 }
 
+/// A connection that has sent `GET /` to a server answering with `pieces`.
+async fn get(pieces: Vec<Vec<u8>>) -> Conn {
+    let (mut c, _server) = serve(pieces).await;
+    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+    c
+}
+
 /// The whole body of the response to one request.
 async fn body(conn: &mut Conn) -> Result<Vec<u8>> {
     let mut all = Vec::new();
@@ -79,8 +86,7 @@ async fn chunked_bodies_decode_whatever_the_read_boundaries() {
     let mut cases = split_at_every_byte(whole);
     cases.push(vec![whole.to_vec()]);
     for pieces in cases {
-        let (mut c, _server) = serve(pieces).await;
-        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        let mut c = get(pieces).await;
         let head = c.read_head(false).await.unwrap();
         assert_eq!(head.framing, Framing::Chunked, "chunked wins");
         assert!(head.headers.get("content-length").is_none());
@@ -92,13 +98,12 @@ async fn chunked_bodies_decode_whatever_the_read_boundaries() {
 
 #[tokio::test]
 async fn a_close_delimited_body_ends_at_the_close_and_is_not_reused() {
-    let (mut c, _server) = serve(vec![
+    let mut c = get(vec![
         b"HTTP/1.1 200 OK\r\nConnection: close, x-hop\r\nX-Hop: 1\r\nKeep-Alive: t=5\r\n\r\nab"
             .to_vec(),
         b"cd".to_vec(),
     ])
     .await;
-    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
     let head = c.read_head(false).await.unwrap();
     assert_eq!(head.framing, Framing::Chunked, "re-framed for the client");
     for hop in ["connection", "x-hop", "keep-alive"] {
@@ -128,19 +133,16 @@ async fn bodiless_answers_and_informational_ones() {
             Framing::None,
         ),
     ] {
-        let (mut c, _server) = serve(vec![wire.to_vec()]).await;
-        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        let mut c = get(vec![wire.to_vec()]).await;
         let head = c.read_head(head_request).await.unwrap();
         assert_eq!(head.framing, framing);
         assert_eq!(body(&mut c).await.unwrap(), b"");
         assert!(c.into_idle().is_some(), "{head:?}");
     }
-    let (mut c, _server) = serve(vec![
+    let mut c = get(vec![
         b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
             .to_vec(),
-    ])
-    .await;
-    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+    ]).await;
     assert_eq!(c.read_head(false).await.unwrap().status, 103);
     assert_eq!(c.read_head(false).await.unwrap().status, 200);
     assert_eq!(body(&mut c).await.unwrap(), b"ok");
@@ -148,20 +150,18 @@ async fn bodiless_answers_and_informational_ones() {
 
 #[tokio::test]
 async fn http10_and_stray_bytes_are_not_reused() {
-    let (mut c, _server) = serve(vec![
+    let mut c = get(vec![
         b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
     ])
     .await;
-    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
     c.read_head(false).await.unwrap();
     assert_eq!(body(&mut c).await.unwrap(), b"ok");
     assert!(c.into_idle().is_none(), "HTTP/1.0 without keep-alive");
 
-    let (mut c, _server) = serve(vec![
+    let mut c = get(vec![
         b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok".to_vec(),
     ])
     .await;
-    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
     let head = c.read_head(false).await.unwrap();
     assert!(head.headers.get("connection").is_none());
     assert_eq!(body(&mut c).await.unwrap(), b"ok");
@@ -170,11 +170,10 @@ async fn http10_and_stray_bytes_are_not_reused() {
         "HTTP/1.0 that asked for keep-alive"
     );
 
-    let (mut c, _server) = serve(vec![
+    let mut c = get(vec![
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec()
     ])
     .await;
-    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
     c.read_head(false).await.unwrap();
     assert_eq!(body(&mut c).await.unwrap(), b"ok");
     assert!(c.into_idle().is_none(), "bytes nobody asked for");
@@ -200,8 +199,7 @@ async fn broken_responses_are_errors_not_bodies() {
         big.as_bytes(),
     ];
     for wire in heads {
-        let (mut c, _server) = serve(vec![wire.to_vec()]).await;
-        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        let mut c = get(vec![wire.to_vec()]).await;
         assert!(
             c.read_head(false).await.is_err(),
             "{}",
@@ -218,8 +216,7 @@ async fn broken_responses_are_errors_not_bodies() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
     ];
     for wire in bodies {
-        let (mut c, _server) = serve(vec![wire.to_vec()]).await;
-        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        let mut c = get(vec![wire.to_vec()]).await;
         c.read_head(false).await.unwrap();
         assert!(
             body(&mut c).await.is_err(),
@@ -255,8 +252,7 @@ async fn framing_fields_repeated_alike_are_one_and_the_client_gets_one() {
         &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"[..],
         b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
     ] {
-        let (mut c, _server) = serve(vec![wire.to_vec()]).await;
-        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        let mut c = get(vec![wire.to_vec()]).await;
         let head = c.read_head(false).await.unwrap();
         assert_eq!(head.framing, Framing::Length(2));
         assert!(head.headers.get("content-length").is_none());
@@ -264,11 +260,12 @@ async fn framing_fields_repeated_alike_are_one_and_the_client_gets_one() {
         assert!(c.into_idle().is_some());
     }
     // HTTP/1.0 with a transfer coding: decoded, never reused.
-    let (mut c, _server) = serve(vec![b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\
+    let mut c = get(vec![
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\
         Transfer-Encoding: chunked\r\nTrailer: x-t\r\n\r\n2\nok\n0\nx-t: 1\nx-u: 2\n\n"
-        .to_vec()])
+            .to_vec(),
+    ])
     .await;
-    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
     let head = c.read_head(false).await.unwrap();
     assert!(head.headers.get("trailer").is_none());
     assert_eq!(
@@ -286,8 +283,7 @@ async fn a_trailer_section_is_bounded_as_a_whole() {
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{}\r\n",
         line.repeat(MAX_TRAILERS / 1000 + 1)
     );
-    let (mut c, _server) = serve(vec![wire.into_bytes()]).await;
-    c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+    let mut c = get(vec![wire.into_bytes()]).await;
     c.read_head(false).await.unwrap();
     assert!(body(&mut c).await.is_err());
 }
@@ -299,8 +295,7 @@ async fn a_body_read_dropped_while_waiting_loses_nothing() {
     let whole: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
         5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
     for pieces in split_at_every_byte(whole) {
-        let (mut c, _server) = serve(pieces).await;
-        c.send(b"GET / HTTP/1.1\r\n\r\n", b"").await.unwrap();
+        let mut c = get(pieces).await;
         c.read_head(false).await.unwrap();
         let mut all = Vec::new();
         loop {
