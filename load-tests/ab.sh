@@ -42,12 +42,16 @@ for p in $A_PID $B_PID; do taskset -a -p -c 0 "$p" >/dev/null; done
 # ticks PID: user and system CPU ticks so far.
 ticks() { awk '{print $14, $15}' /proc/$1/stat; }
 HZ=$(getconf CLK_TCK)
+# load PORT: one wrk run against the port; prints its RESULT line.
+load() {
+  KEY=tg-bench-key STREAM=${STREAM:-0} BODY_FILE=${BODY_FILE:-} taskset -c 1 wrk -t1 -c"$CONC" -d"${DUR}s" \
+    --timeout 10s -s "$ROOT/load-tests/wrk/post.lua" "http://127.0.0.1:$1/v1/chat/completions" | grep '^RESULT'
+}
 # cell NAME PORT PID: one wrk run; prints "NAME req/s p50 p99 cpu_us_per_request".
 cell() {
   local before after line
   before=$(ticks "$3")
-  line=$(KEY=tg-bench-key STREAM=${STREAM:-0} BODY_FILE=${BODY_FILE:-} taskset -c 1 wrk -t1 -c"$CONC" -d"${DUR}s" --timeout 10s \
-    -s "$ROOT/load-tests/wrk/post.lua" "http://127.0.0.1:$2/v1/chat/completions" | grep '^RESULT')
+  line=$(load "$2")
   after=$(ticks "$3")
   python3 - "$1" "$line" "$before" "$after" "$HZ" <<'PY'
 import sys
@@ -90,8 +94,7 @@ if [[ ${STRACE:-0} == 1 ]]; then
   command -v strace >/dev/null || { echo "STRACE=1 needs strace" >&2; exit 1; }
   strace -c -f -p "$B_PID" -o "$TMP/strace.txt" & ST=$!
   sleep 0.5
-  line=$(KEY=tg-bench-key STREAM=${STREAM:-0} BODY_FILE=${BODY_FILE:-} taskset -c 1 wrk -t1 -c"$CONC" -d"${DUR}s" \
-    -s "$ROOT/load-tests/wrk/post.lua" "http://127.0.0.1:$B/v1/chat/completions" | grep '^RESULT')
+  line=$(load "$B")
   sleep 0.2; kill -INT "$ST"; wait "$ST" 2>/dev/null || true
   n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
   echo "--- new, system calls per request under strace ($n requests):"
