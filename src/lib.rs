@@ -18,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 mod decimal;
+pub mod downstream;
 pub mod error;
 mod jsonbytes;
 pub mod ledger;

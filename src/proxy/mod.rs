@@ -30,8 +30,7 @@ use crate::state::State;
 use crate::upstream::exchange::Exchanger;
 use ctx::Ctx;
 
-/// The client's side of one request: pingora's HTTP/1.1 or h2 server session.
-pub type Session = pingora_core::protocols::http::ServerSession;
+pub use crate::downstream::Session;
 
 /// The gateway service: the current state, swapped whole on reload, and the
 /// pooled upstream connector.

@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::BytesMut;
 use pingora_core::apps::{
     HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
 };
+use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
@@ -24,6 +26,7 @@ use pingora_timeout::timeout;
 
 use super::ctx::{Ctx, InFlight};
 use super::{dispatch, respond, Gateway, Session, Stop};
+use crate::downstream::h1;
 use crate::error::ApiError;
 
 /// What pingora's listener runs for each client connection: HTTP/1.1 requests
@@ -50,19 +53,15 @@ impl ServerApp for Front {
             // Pingora's own h2 path (it peeks the h2c preface once more).
             return <Gateway as ServerApp>::process_new(&self.0, stream, shutdown).await;
         }
-        let mut session = Session::new_http1(stream);
-        // Keep-alive on (Pingora's default); `serve` turns it off while shutting
-        // down, `dispatch` sets the configured timeout.
-        session.set_keepalive(Some(60));
+        let mut conn = h1::Conn::new(stream, BytesMut::new());
         let mut limit = header.saturating_sub(started.elapsed());
+        let mut idle = None;
         loop {
-            let (stream, settings) = self.0.serve(session, limit, shutdown).await?.consume();
+            let session = self.0.next_request(conn, limit, idle).await?;
+            conn = self.0.serve(session, shutdown).await?;
             // A kept-alive connection: the wait for the next request, then its header.
             limit = header.saturating_add(keepalive);
-            session = Session::new_http1(stream);
-            if let Some(settings) = settings {
-                settings.apply_to_session(&mut session);
-            }
+            idle = Some(keepalive);
         }
     }
 
@@ -107,11 +106,16 @@ async fn peek(stream: &mut Stream, buf: &mut [u8]) -> Option<bool> {
 impl HttpServerApp for Gateway {
     async fn process_new_http(
         self: &Arc<Self>,
-        session: Session,
+        session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let (header, _) = self.header_deadlines();
-        self.serve(session, header, shutdown).await
+        let mut session = Session::Pingora(Box::new(session));
+        if self.read_header(&mut session, header).await {
+            // An h2 stream is not reused: `serve` has finished it.
+            self.serve(session, shutdown).await;
+        }
+        None
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
@@ -127,17 +131,64 @@ impl HttpServerApp for Gateway {
 }
 
 impl Gateway {
-    /// One request: its header read (within `limit`), answered, settled. The
-    /// connection back when it may carry another.
-    async fn serve(
+    /// Reads the next request of an HTTP/1.1 connection (within `limit`, its
+    /// start within `idle` on a kept-alive one):
+    /// into tollgate's own session when its header is a plain one, else into
+    /// pingora's. `None`: nothing to answer (the client closed, the service is
+    /// stopping, or the header was malformed or too slow and has been answered).
+    async fn next_request(
         &self,
-        mut session: Session,
+        mut conn: h1::Conn,
         limit: Duration,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        if !self.read_header(&mut session, limit).await {
-            return None;
+        idle: Option<Duration>,
+    ) -> Option<Session> {
+        let started = Instant::now();
+        let read = tokio::select! {
+            // Biased: a request already buffered is answered, not dropped.
+            biased;
+            r = timeout(limit, conn.read_request(idle)) => r,
+            () = self.closing() => return None,
+        };
+        match read {
+            Ok(Ok(h1::Read::Request)) => Some(Session::Own(conn)),
+            Ok(Ok(h1::Read::Closed)) => None,
+            Ok(Ok(h1::Read::Fallback)) => {
+                let (stream, read) = conn.into_parts();
+                let mut session = ServerSession::new_http1(stream);
+                // Keep-alive on (pingora's default); `serve` turns it off while
+                // shutting down, `dispatch` sets the configured timeout.
+                session.set_keepalive(Some(60));
+                if !read.is_empty() {
+                    let mut settings = HttpPersistentSettings::for_session(&session);
+                    settings.set_pipelined_prefix(read);
+                    settings.apply_to_session(&mut session);
+                }
+                let mut session = Session::Pingora(Box::new(session));
+                let limit = limit.saturating_sub(started.elapsed());
+                self.read_header(&mut session, limit)
+                    .await
+                    .then_some(session)
+            }
+            Ok(Err(e)) => {
+                log::debug!("reading a request header: {e}");
+                conn.shutdown().await;
+                None
+            }
+            Err(_) => {
+                let mut session = Session::Own(conn);
+                self.refuse_unread(
+                    &mut session,
+                    ApiError::HeaderTimeout(self.header_deadlines().0),
+                )
+                .await;
+                None
+            }
         }
+    }
+
+    /// Answers one request and settles it. The connection back when it may
+    /// carry another (never for h2, whose streams are not reused).
+    async fn serve(&self, mut session: Session, shutdown: &ShutdownWatch) -> Option<h1::Conn> {
         if *shutdown.borrow() {
             session.set_keepalive(None);
         }
@@ -152,9 +203,13 @@ impl Gateway {
         if !reusable {
             return None;
         }
-        let settings = HttpPersistentSettings::for_session(&session);
-        let stream = session.finish().await.ok().flatten()?;
-        Some(ReusedHttpStream::from_reusable_stream(stream, settings))
+        match session {
+            Session::Own(conn) => conn.finish().await,
+            Session::Pingora(session) => {
+                let (stream, read) = session.finish().await.ok().flatten()?.into_parts();
+                Some(h1::Conn::new(stream, read.unwrap_or_default()))
+            }
+        }
     }
 
     /// Reads the request header. False: nothing to answer (the client closed, the
@@ -162,10 +217,13 @@ impl Gateway {
     async fn read_header(&self, session: &mut Session, limit: Duration) -> bool {
         // Pingora bounds each read of the header and the keep-alive wait, not the
         // whole header: that is bounded here.
+        let Session::Pingora(pingora) = session else {
+            return false;
+        };
         let read = tokio::select! {
             // Biased: a request already buffered is answered, not dropped.
             biased;
-            r = timeout(limit, session.read_request()) => r,
+            r = timeout(limit, pingora.read_request()) => r,
             () = self.closing() => return false,
         };
         let refusal = match read {
@@ -179,9 +237,14 @@ impl Gateway {
             }
             Err(_) => ApiError::HeaderTimeout(self.header_deadlines().0),
         };
+        self.refuse_unread(session, refusal).await;
+        false
+    }
+
+    /// Answers a request whose header could not be read, and closes.
+    async fn refuse_unread(&self, session: &mut Session, refusal: ApiError) {
         let _ = respond::unread(session, &refusal).await;
         session.shutdown().await;
-        false
     }
 
     /// `downstream.header_timeout` and `keepalive_timeout`, as configured now.

@@ -406,7 +406,7 @@ impl Batch {
 
 /// Resolves when the client has closed its connection (or reset its h2 stream).
 async fn client_gone(session: &mut Session) {
-    match session.read_body_or_idle(true).await {
+    match session.read_body_or_idle().await {
         Err(_) => {}
         Ok(_) => std::future::pending::<()>().await,
     }

@@ -482,7 +482,7 @@ impl FieldReader {
             return Ok(false);
         } else if *name == header::CONTENT_LENGTH {
             for part in value.split(|&b| b == b',') {
-                let n = parse_length(part.trim_ascii()).ok_or_else(|| {
+                let n = crate::decimal::parse(part.trim_ascii()).ok_or_else(|| {
                     Error::explain(ErrorType::InvalidHTTPHeader, "bad Content-Length")
                 })?;
                 if self.length.is_some_and(|l| l != n) {
@@ -544,17 +544,6 @@ struct Framed {
     length: Option<u64>,
     keep_alive: bool,
     listed: Vec<HeaderName>,
-}
-
-fn parse_length(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(
-        digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
-    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,231 @@
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::*;
+
+/// A server-side connection and the client's socket.
+async fn pair() -> (Conn, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let l4 = pingora_core::protocols::l4::stream::Stream::from(server);
+    (Conn::new(Box::new(l4), BytesMut::new()), client)
+}
+
+/// What `plain_request` makes of `raw`: the header, or `None` for pingora.
+fn plain(raw: &[u8]) -> Option<(Box<RequestHeader>, usize, u64, bool)> {
+    plain_request(raw)
+}
+
+/// Everything the client reads until the server closes.
+async fn read_all(client: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn a_plain_request_is_taken() {
+    let raw = b"POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\n{}";
+    let (req, len, body, close) = plain(raw).unwrap();
+    assert_eq!(len, raw.len() - 2);
+    assert_eq!((body, close), (2, false));
+    assert_eq!(req.method, Method::POST);
+    assert_eq!(req.uri.path(), "/v1/chat/completions");
+    assert_eq!(req.uri.query(), Some("x=1"));
+    assert_eq!(req.version, Version::HTTP_11);
+    let values: Vec<_> = req.headers.get_all("x-a").iter().collect();
+    assert_eq!(values, ["1", "2"]);
+    assert_eq!(req.headers["host"], "gw");
+}
+
+#[test]
+fn connection_close_is_seen() {
+    let raw = b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: Close\r\n\r\n";
+    assert!(plain(raw).unwrap().3);
+    let raw = b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n";
+    assert!(!plain(raw).unwrap().3);
+}
+
+#[test]
+fn anything_to_interpret_goes_to_pingora() {
+    for raw in [
+        &b"GET / HTTP/1.0\r\nHost: gw\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: +2\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 2, 2\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive, upgrade\r\n\r\n",
+        b"GET http://gw/ HTTP/1.1\r\nHost: gw\r\n\r\n",
+        b"CONNECT gw:443 HTTP/1.1\r\nHost: gw:443\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: user@gw\r\n\r\n",
+        b"GET /a b HTTP/1.1\r\nHost: gw\r\n\r\n",
+        b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: gw\r\n",
+    ] {
+        assert!(plain(raw).is_none(), "{}", raw.escape_ascii());
+    }
+}
+
+#[tokio::test]
+async fn a_request_body_and_a_pipelined_request_are_read_apart() {
+    let (mut conn, mut client) = pair().await;
+    client
+        .write_all(b"POST /a HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
+    let mut body = Vec::new();
+    while let Some(chunk) = conn.read_request_body().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    assert_eq!(body, b"hello");
+    let resp = ResponseHeader::build_no_case(204, None).unwrap();
+    conn.write_response_header(Box::new(resp)).await.unwrap();
+    conn.write_response_body(Bytes::new(), true).await.unwrap();
+    let mut conn = conn.finish().await.expect("kept alive");
+    assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
+    assert_eq!(conn.req_header().unwrap().uri.path(), "/b");
+}
+
+#[tokio::test]
+async fn a_sized_response_goes_out_with_date_and_connection() {
+    let (mut conn, mut client) = pair().await;
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
+    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
+    resp.insert_header("content-length", "5").unwrap();
+    resp.insert_header("date", "stale").unwrap();
+    conn.write_response_header(Box::new(resp)).await.unwrap();
+    conn.write_response_body(Bytes::from_static(b"hello"), true)
+        .await
+        .unwrap();
+    assert_eq!(conn.body_bytes_sent(), 5);
+    assert!(conn.finish().await.is_none(), "the client asked to close");
+    let got = read_all(&mut client).await;
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.contains("\r\nConnection: close\r\n"), "{got}");
+    assert!(
+        got.contains("\r\nDate: ") && !got.contains("stale"),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\nhello"), "{got}");
+}
+
+#[tokio::test]
+async fn a_chunked_response_is_framed_chunk_by_chunk() {
+    let (mut conn, mut client) = pair().await;
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    conn.read_request(None).await.unwrap();
+    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
+    resp.insert_header("transfer-encoding", "chunked").unwrap();
+    conn.write_response_header(Box::new(resp)).await.unwrap();
+    let big = Bytes::from(vec![b'x'; 300]);
+    conn.write_response_body(Bytes::from_static(b"data: 1\n\n"), false)
+        .await
+        .unwrap();
+    conn.write_response_body(big, true).await.unwrap();
+    conn.finish().await;
+    let got = read_all(&mut client).await;
+    let body = got.split_once("\r\n\r\n").unwrap().1;
+    let expected = format!(
+        "9\r\ndata: 1\n\n\r\n12c\r\n{}\r\n0\r\n\r\n",
+        "x".repeat(300)
+    );
+    assert_eq!(body, expected);
+}
+
+#[tokio::test]
+async fn a_head_answer_has_no_body_and_an_early_answer_closes() {
+    let (mut conn, mut client) = pair().await;
+    client
+        .write_all(b"HEAD / HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    conn.read_request(None).await.unwrap();
+    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
+    resp.insert_header("content-length", "5").unwrap();
+    conn.write_response_header(Box::new(resp)).await.unwrap();
+    let mut conn = conn.finish().await.expect("kept alive");
+    // A body the answer did not wait for: the connection closes after it.
+    client
+        .write_all(b"POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 9\r\n\r\nhel")
+        .await
+        .unwrap();
+    conn.read_request(None).await.unwrap();
+    let resp = ResponseHeader::build_no_case(413, None).unwrap();
+    conn.write_response_header(Box::new(resp)).await.unwrap();
+    conn.write_response_body(Bytes::new(), true).await.unwrap();
+    assert!(conn.finish().await.is_none());
+    let got = read_all(&mut client).await;
+    let (head, rest) = got.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains("Content-Length: 5") && head.contains("Connection: keep-alive"),
+        "{got}"
+    );
+    assert!(rest.starts_with("HTTP/1.1 413 "), "{got}");
+    assert!(rest.contains("Connection: close"), "{got}");
+}
+
+#[tokio::test]
+async fn the_idle_wait_ends_when_the_client_leaves_and_keeps_pipelined_bytes() {
+    let (mut conn, mut client) = pair().await;
+    client
+        .write_all(b"GET /a HTTP/1.1\r\nHost: gw\r\n\r\nGET /b")
+        .await
+        .unwrap();
+    conn.read_request(None).await.unwrap();
+    // The client is still there: the wait goes on (and can be dropped).
+    let wait = tokio::time::timeout(Duration::from_millis(100), conn.read_body_or_idle()).await;
+    assert!(wait.is_err(), "still waiting");
+    client
+        .write_all(b" HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let resp = ResponseHeader::build_no_case(204, None).unwrap();
+    conn.write_response_header(Box::new(resp)).await.unwrap();
+    let mut conn = conn.finish().await.unwrap();
+    assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
+    assert_eq!(conn.req_header().unwrap().uri.path(), "/b");
+    drop(client);
+    assert!(conn.read_body_or_idle().await.is_err(), "the client left");
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_waits_only_so_long() {
+    let (mut conn, _client) = pair().await;
+    let read = conn.read_request(Some(Duration::from_millis(50))).await;
+    assert_eq!(read.unwrap(), Read::Closed);
+}
+
+#[tokio::test]
+async fn an_unusual_header_hands_over_every_byte_read() {
+    let (mut conn, mut client) = pair().await;
+    let raw =
+        b"POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    client.write_all(raw).await.unwrap();
+    assert_eq!(conn.read_request(None).await.unwrap(), Read::Fallback);
+    let (_, read) = conn.into_parts();
+    let head = raw.len() - b"2\r\n{}\r\n0\r\n\r\n".len();
+    assert!(read.len() >= head && raw.starts_with(&read));
+}
+
+#[test]
+fn chunk_size_lines() {
+    let mut out = [0u8; 20];
+    assert_eq!(chunk_line(&mut out, 1), b"1\r\n");
+    assert_eq!(chunk_line(&mut out, 255), b"ff\r\n");
+    assert_eq!(chunk_line(&mut out, 4096), b"1000\r\n");
+    assert_eq!(chunk_line(&mut out, usize::MAX), b"ffffffffffffffff\r\n");
+}

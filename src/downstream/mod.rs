@@ -1,0 +1,114 @@
+//! The client's side of one request: tollgate's own HTTP/1.1 session for the
+//! plain request ([`h1`]), pingora's session for everything else (h2, and
+//! HTTP/1.1 requests `h1` hands over).
+
+pub mod h1;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use pingora_core::protocols::http::ServerSession;
+use pingora_error::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+
+/// One request's client session.
+pub enum Session {
+    Own(h1::Conn),
+    /// Boxed: pingora's session is four times the size of tollgate's, and
+    /// this variant is the rare one.
+    Pingora(Box<ServerSession>),
+}
+
+/// Calls the same method on either kind of session.
+macro_rules! both {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Session::Own($s) => $e,
+            Session::Pingora($s) => $e,
+        }
+    };
+}
+
+impl Session {
+    /// The request header. An own session always has one: it is built only
+    /// once a header was read.
+    pub fn req_header(&self) -> &RequestHeader {
+        match self {
+            Session::Own(s) => s.req_header().unwrap_or_else(|| empty_header()),
+            Session::Pingora(s) => s.req_header(),
+        }
+    }
+
+    pub fn set_keepalive(&mut self, keepalive: Option<u64>) {
+        both!(self, s => s.set_keepalive(keepalive))
+    }
+
+    pub fn get_keepalive(&self) -> Option<u64> {
+        both!(self, s => s.get_keepalive())
+    }
+
+    pub fn set_read_timeout(&mut self, t: Option<Duration>) {
+        both!(self, s => s.set_read_timeout(t))
+    }
+
+    /// Requests pipelined on one connection are answered in order (pingora
+    /// drops all but the first by default; tollgate's own session always
+    /// keeps them).
+    pub fn set_pipelining_enabled(&mut self, enabled: bool) {
+        if let Session::Pingora(s) = self {
+            s.set_pipelining_enabled(enabled);
+        }
+    }
+
+    pub fn set_close_on_response_before_downstream_finish(&mut self, close: bool) {
+        both!(self, s => s.set_close_on_response_before_downstream_finish(close))
+    }
+
+    pub async fn write_continue_response(&mut self) -> Result<()> {
+        both!(self, s => s.write_continue_response().await)
+    }
+
+    pub async fn read_request_body(&mut self) -> Result<Option<Bytes>> {
+        both!(self, s => s.read_request_body().await)
+    }
+
+    /// The request body, else a wait on the idle client that ends in an error
+    /// when it leaves.
+    pub async fn read_body_or_idle(&mut self) -> Result<Option<Bytes>> {
+        match self {
+            Session::Own(s) => s.read_body_or_idle().await,
+            Session::Pingora(s) => s.read_body_or_idle(true).await,
+        }
+    }
+
+    pub async fn write_response_header(&mut self, resp: Box<ResponseHeader>) -> Result<()> {
+        both!(self, s => s.write_response_header(resp).await)
+    }
+
+    pub async fn write_response_body(&mut self, data: Bytes, end: bool) -> Result<()> {
+        both!(self, s => s.write_response_body(data, end).await)
+    }
+
+    pub async fn write_error_response(&mut self, resp: ResponseHeader, body: Bytes) -> Result<()> {
+        both!(self, s => s.write_error_response(resp, body).await)
+    }
+
+    pub fn response_written(&self) -> Option<&ResponseHeader> {
+        both!(self, s => s.response_written())
+    }
+
+    pub fn body_bytes_sent(&self) -> usize {
+        both!(self, s => s.body_bytes_sent())
+    }
+
+    pub async fn shutdown(&mut self) {
+        both!(self, s => s.shutdown().await)
+    }
+}
+
+/// A header for the impossible case of an own session asked for its request
+/// before reading one.
+fn empty_header() -> &'static RequestHeader {
+    static EMPTY: std::sync::OnceLock<RequestHeader> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| RequestHeader::from(http::Request::new(()).into_parts().0))
+}
