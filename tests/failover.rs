@@ -182,13 +182,17 @@ async fn a_one_mib_body_fails_over_intact() {
 }
 
 #[tokio::test]
-async fn attempts_are_bounded_and_the_last_answer_is_passed_through() {
+async fn attempts_are_bounded_and_a_last_5xx_is_tollgates_own_502() {
     let mock = MockProvider::new().fault(status(500, None)).start();
     let gw = pool(&mock, "k1,k2,k3,k4,k5", "upstream:\n  max_attempts: 3\n");
     let resp = gw.post("/v1/chat/completions", chat("gpt-4o")).await;
-    assert_eq!(resp.status(), 500);
+    assert_eq!(resp.status(), 502);
     let v: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["message"], "mock 500");
+    assert_eq!(v["error"]["code"], "upstream_error");
+    assert_eq!(
+        v["error"]["message"],
+        "upstream error: provider `openai` answered 500"
+    );
     assert_eq!(mock.request_count(), 3);
     let used = credentials(&mock);
     let mut distinct = used.clone();
@@ -198,12 +202,47 @@ async fn attempts_are_bounded_and_the_last_answer_is_passed_through() {
 }
 
 #[tokio::test]
-async fn an_unreachable_provider_is_502() {
+async fn an_unreachable_provider_is_502_without_its_address() {
     let gw = Gateway::builder()
         .provider("OPENAI", &format!("http://{}/v1", dead_addr()), "sk-x")
         .start();
-    let (status, code) = error_code(gw.post("/v1/chat/completions", chat("gpt-4o")).await).await;
-    assert_eq!((status, code.as_str()), (502, "upstream_error"));
+    let resp = gw.post("/v1/chat/completions", chat("gpt-4o")).await;
+    assert_eq!(resp.status(), 502);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upstream_error");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "upstream error: provider `openai` could not be reached"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_whose_name_does_not_resolve_is_502_not_429() {
+    let gw = Gateway::builder()
+        .provider("OPENAI", "http://tollgate-test.invalid:8080/v1", "sk-x")
+        .start();
+    for _ in 0..3 {
+        let (status, code) =
+            error_code(gw.post("/v1/chat/completions", chat("gpt-4o")).await).await;
+        assert_eq!((status, code.as_str()), (502, "upstream_error"));
+    }
+}
+
+#[tokio::test]
+async fn a_managed_key_the_provider_refuses_is_502_not_the_providers_401() {
+    let mock = MockProvider::new()
+        .fault_for_key("sk-managed", status(401, None))
+        .start();
+    let gw = pool(&mock, "sk-managed", "");
+    let resp = gw.post("/v1/chat/completions", chat("gpt-4o")).await;
+    assert_eq!(resp.status(), 502, "the client's access key is fine");
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["error"]["message"],
+        "upstream error: provider `openai` answered 401"
+    );
+    assert_eq!(mock.request_count(), 1);
 }
 
 #[tokio::test]

@@ -60,6 +60,7 @@ pub async fn run(
     }
 
     let mut last_failure: Option<Failure> = None;
+    let mut last_provider: &str = "";
     // Every failure so far was a 429 (or a key cooling down): the answer is 429.
     let mut all_rate_limited = matches!(refusal, None | Some(ApiError::RateLimited { .. }));
     for (n, &(ti, key)) in candidates.iter().enumerate() {
@@ -67,6 +68,7 @@ pub async fn run(
         let provider_id = &state.catalog.providers[target.provider].id;
         let upstream = &state.upstreams[target.provider];
         let Some(ep) = upstream.pick_endpoint() else {
+            all_rate_limited = false;
             continue;
         };
         let Some((cred, billing, key_used)) =
@@ -79,6 +81,8 @@ pub async fn run(
             Err(e) => {
                 log::warn!("provider {provider_id}: {e}");
                 last_failure = Some(Failure::Connect(e));
+                last_provider = provider_id;
+                all_rate_limited = false;
                 continue;
             }
         };
@@ -113,6 +117,7 @@ pub async fn run(
             // While every failure was a 429, a last 429 is answered by tollgate
             // (with the soonest Retry-After of the pool), not relayed.
             own_429: all_rate_limited,
+            clients_key: billing == Billing::Passthrough,
             extra: [&extra, ctx.limits.as_ref().map_or(&[], |l| &l.headers)],
             settings: &state.config.upstream,
         };
@@ -140,10 +145,14 @@ pub async fn run(
                     ctx.attempt.count
                 );
                 last_failure = Some(failure);
+                last_provider = provider_id;
             }
             Err(AttemptError::ClientGone) => return Err(Stop::ClientGone),
             Err(AttemptError::Aborted(side, e)) => {
                 ctx.response.cut = Some(side);
+                // A cut answer had its first byte too (latency histograms and
+                // the access log count it).
+                ctx.response.first_byte = ctx.usage.started();
                 return Err(Stop::Abort(e));
             }
         }
@@ -152,11 +161,17 @@ pub async fn run(
         let retry_after = soonest_cooldown(state, plan.targets);
         return Err(ApiError::RateLimited { retry_after }.into());
     }
+    // The client learns what failed, not where: addresses and pingora's error
+    // chain stay in the log (above).
     Err(match last_failure {
-        Some(Failure::Timeout(m)) => ApiError::UpstreamTimeout(m),
-        Some(Failure::Connect(m)) => ApiError::Upstream(m),
+        Some(Failure::Timeout(_)) => {
+            ApiError::UpstreamTimeout(format!("provider `{last_provider}` did not answer in time"))
+        }
+        Some(Failure::Connect(_)) => {
+            ApiError::Upstream(format!("provider `{last_provider}` could not be reached"))
+        }
         Some(Failure::Status { code, .. }) => {
-            ApiError::Upstream(format!("provider answered {code}"))
+            ApiError::Upstream(format!("provider `{last_provider}` answered {code}"))
         }
         None => refusal.unwrap_or_else(|| ApiError::Upstream("no attempt could be made".into())),
     }

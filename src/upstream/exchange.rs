@@ -115,13 +115,32 @@ pub struct Attempt<'a> {
     pub peer: HttpPeer,
     pub header: Wire,
     pub body: Bytes,
-    /// The last candidate: relay whatever the provider answers…
+    /// The last candidate: relay what the provider answers, except what
+    /// tollgate answers itself (`Attempt::answers_itself`).
     pub last: bool,
-    /// …except a 429, which tollgate answers itself when this is set.
+    /// Every failure so far was a 429: a last 429 is answered by tollgate.
     pub own_429: bool,
+    /// The credential is the client's own (passthrough): a 401/403 is about
+    /// the client's key, and is relayed.
+    pub clients_key: bool,
     /// Headers added to the client's response (`x-tollgate-*`, then `x-ratelimit-*`).
     pub extra: [&'a [ExtraHeader]; 2],
     pub settings: &'a UpstreamSettings,
+}
+
+impl Attempt<'_> {
+    /// Whether tollgate answers a retryable status of the last attempt itself
+    /// (SPEC §6: exhausted is 429 when every key was rate limited, else
+    /// 502/504 as an OpenAI error): a 429 when all were 429s, a 401/403 to
+    /// tollgate's own key (not the client's fault), any 5xx (its body may be
+    /// anything). A client's own rejected key sees the provider's 401/403.
+    fn answers_itself(&self, status: u16) -> bool {
+        match status {
+            429 => self.own_429,
+            401 | 403 => !self.clients_key,
+            s => s >= 500,
+        }
+    }
 }
 
 impl Exchanger {
@@ -206,7 +225,7 @@ impl Exchanger {
             if head.status.is_informational() {
                 continue;
             }
-            if retryable(status) && (!a.last || (status == 429 && a.own_429)) {
+            if retryable(status) && (!a.last || a.answers_itself(status)) {
                 let retry_after = head.headers.get(http::header::RETRY_AFTER).cloned();
                 return Err(AttemptError::Retry(Failure::Status {
                     code: status,
