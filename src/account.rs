@@ -12,7 +12,8 @@ use crate::proxy::ctx::Ctx;
 use crate::state::State;
 use crate::usage::Usage;
 
-/// Bytes of generated text per token, for estimating a cut stream's output.
+/// Bytes per token, for estimating a cut stream's output (from its text) and
+/// input (from its prompt).
 const BYTES_PER_TOKEN: u64 = 4;
 
 /// Status codes as label strings, built once.
@@ -116,21 +117,35 @@ pub fn settle(state: &State, ctx: &Ctx) -> Settled {
     }
 }
 
-/// The usage the provider reported; for a stream cut before its report, output
-/// tokens are estimated from the text delivered (and counted as estimated).
+/// The usage the provider reported; for a successful answer cut (or a stream
+/// ended) before its report, output tokens are estimated from the text
+/// delivered and, when no input was reported, input tokens from the prompt's
+/// bytes (the provider bills the prompt it was sent however the answer ends).
+/// Estimates are counted as such.
 fn measured_usage(m: &Metrics, ctx: &Ctx, labels: [&str; 3]) -> Option<Usage> {
     let reported = ctx.usage.usage();
-    if ctx.usage.complete() {
+    // Accounting off measures nothing, estimates included.
+    if ctx.usage.complete() || ctx.usage.api.is_none() {
         return reported;
     }
-    let text = ctx.usage.output_text_bytes();
-    let estimate = text.div_ceil(BYTES_PER_TOKEN);
     let mut usage = reported.unwrap_or_default();
-    if estimate > usage.output {
+    let mut estimated = 0;
+    let output = ctx.usage.output_text_bytes().div_ceil(BYTES_PER_TOKEN);
+    if output > usage.output {
+        estimated += output - usage.output;
+        usage.output = output;
+    }
+    // A JSON answer delivered whole without a usage member stays unmetered.
+    let cut = ctx.response.aborted || ctx.response.cut.is_some() || estimated > 0;
+    let answered = ctx.usage.started().is_some() && (200..300).contains(&ctx.response.status);
+    if answered && cut && usage.input == 0 {
+        usage.input = ctx.route.prompt_bytes.div_ceil(BYTES_PER_TOKEN);
+        estimated += usage.input;
+    }
+    if estimated > 0 {
         m.estimated_tokens
             .with_label_values(&labels)
-            .inc_by(estimate - usage.output);
-        usage.output = estimate;
+            .inc_by(estimated);
     }
     (usage != Usage::default()).then_some(usage)
 }

@@ -41,6 +41,8 @@ pub enum ApiError {
     HeadersTooLarge { limit: usize },
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
+    #[error("the request body stalled: nothing arrived for {0:?}")]
+    BodyStalled(std::time::Duration),
     #[error("the gateway is at its limit of requests in flight; retry shortly")]
     Overloaded,
     #[error("the client closed the request or sent a malformed body")]
@@ -91,7 +93,7 @@ impl ApiError {
             ProviderKeyRequired(..) | ModelNotAllowed(_) | ProxyNotAllowed => 403,
             ModelNotFound { .. } | UnknownProvider(_) | NotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
-            BodyTimeout(_) | HeaderTimeout(_) => 408,
+            BodyTimeout(_) | BodyStalled(_) | HeaderTimeout(_) => 408,
             HeadersTooLarge { .. } => 431,
             TooLarge { .. } => 413,
             RateLimited { .. } | LimitExceeded(_) => 429,
@@ -139,7 +141,7 @@ impl ApiError {
             MalformedRequest => "invalid_request",
             InvalidModel(_) => "invalid_model",
             HeadersTooLarge { .. } => "headers_too_large",
-            BodyTimeout(_) | HeaderTimeout(_) => "request_timeout",
+            BodyTimeout(_) | BodyStalled(_) | HeaderTimeout(_) => "request_timeout",
             Overloaded => "overloaded",
             RateLimited { .. } | LimitExceeded(_) => "rate_limit_exceeded",
             LimiterUnavailable(_) => "rate_limiter_unavailable",

@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 const KEY: &str = "tg-metered-key";
@@ -264,6 +266,53 @@ async fn a_stream_the_provider_cuts_ends_with_an_error_event_and_no_done() {
             "tollgate_estimated_tokens_total",
             &[("model", "gpt-4o")]
         ) > 0
+    );
+}
+
+#[tokio::test]
+async fn a_stream_the_client_leaves_is_charged_its_prompt_as_an_estimate() {
+    let mock = MockProvider::new()
+        .chunks(20)
+        .chunk_delay(Duration::from_millis(100))
+        .start();
+    let gw = gateway(&mock);
+    let prompt = "x".repeat(40_000);
+    let body = format!(
+        r#"{{"model":"gpt-4o","stream":true,"messages":[{{"role":"user","content":"{prompt}"}}]}}"#
+    );
+    let resp = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    use futures_util::StreamExt;
+    // The first content chunk, then the client leaves before the usage report.
+    let _ = stream.next().await;
+    drop(stream);
+    let mut m = String::new();
+    for _ in 0..100 {
+        m = metrics(&gw).await;
+        if value(&m, "tollgate_requests_total", &[("model", "gpt-4o")]) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let input = value(
+        &m,
+        "tollgate_tokens_total",
+        &[("model", "gpt-4o"), ("kind", "input")],
+    );
+    assert_eq!(input, body.len().div_ceil(4) as u64, "{m}");
+    assert!(
+        value(
+            &m,
+            "tollgate_estimated_tokens_total",
+            &[("model", "gpt-4o")]
+        ) >= input
     );
 }
 

@@ -61,6 +61,9 @@ pub struct RouteCtx {
     pub model: Option<usize>,
     /// The model name sent upstream, kept for unlisted models (price rows).
     pub unlisted_model: Option<Box<str>>,
+    /// Bytes of the client's request body, for estimating the input of a
+    /// stream cut before its usage report.
+    pub prompt_bytes: u64,
 }
 
 #[derive(Debug, Default)]

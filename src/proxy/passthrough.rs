@@ -45,12 +45,7 @@ pub async fn handle(
         // Request and concurrency limits hold here too.
         ctx.limits = gw.limiter.admit(state, i, None, 0).await?;
     }
-    let body = request::read_body(
-        session,
-        state.config.max_body,
-        state.config.downstream.body_timeout,
-    )
-    .await?;
+    let body = request::read_body(session, state.config.max_body, &state.config.downstream).await?;
     let method = session.req_header().method.clone();
     let query = session.req_header().uri.query().map(|q| format!("?{q}"));
     let targets = [Target {

@@ -71,6 +71,7 @@ pub async fn error(
         ApiError::ClientBody
             | ApiError::TooLarge { .. }
             | ApiError::BodyTimeout(_)
+            | ApiError::BodyStalled(_)
             | ApiError::HeadersTooLarge { .. }
     ) {
         // Where this request's body ends is unknown or unread: whatever

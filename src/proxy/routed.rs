@@ -34,12 +34,8 @@ pub async fn handle(
     if let Caller::Access(i) = caller {
         ctx.auth.access_key = Some(i);
     }
-    let raw = request::read_body(
-        session,
-        state.config.max_body,
-        state.config.downstream.body_timeout,
-    )
-    .await?;
+    let raw = request::read_body(session, state.config.max_body, &state.config.downstream).await?;
+    ctx.route.prompt_bytes = raw.len() as u64;
     let first = scan::scan(&raw).map_err(ApiError::from)?;
     // Streams that do not ask for usage get it asked for (and the usage chunk
     // removed again on the way back), so every stream is metered.

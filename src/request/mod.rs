@@ -53,20 +53,27 @@ impl Endpoint {
 }
 
 /// Reads the whole request body, refusing one above `limit` bytes (413) before
-/// reading it when `Content-Length` already says so.
+/// reading it when `Content-Length` already says so. The body must arrive
+/// within `d.body_timeout`, and no read may wait longer than `d.read_timeout`.
 pub async fn read_body(
     session: &mut Session,
     limit: usize,
-    deadline: std::time::Duration,
+    d: &crate::config::DownstreamSettings,
 ) -> Result<Bytes, ApiError> {
+    let deadline = d.body_timeout;
     // pingora's timer wheel: registering a tokio timer wakes its driver each time.
-    match pingora_timeout::timeout(deadline, read_body_within(session, limit)).await {
+    match pingora_timeout::timeout(deadline, read_body_within(session, limit, d.read_timeout)).await
+    {
         Ok(result) => result,
         Err(_) => Err(ApiError::BodyTimeout(deadline)),
     }
 }
 
-async fn read_body_within(session: &mut Session, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_body_within(
+    session: &mut Session,
+    limit: usize,
+    idle: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let declared = session
         .req_header()
         .headers
@@ -92,11 +99,14 @@ async fn read_body_within(session: &mut Session, limit: usize) -> Result<Bytes, 
     let mut first: Option<Bytes> = None;
     let mut buf: Option<BytesMut> = None;
     let mut total = 0usize;
-    while let Some(chunk) = session
-        .read_request_body()
-        .await
-        .map_err(|_| ApiError::ClientBody)?
-    {
+    while let Some(chunk) = session.read_request_body().await.map_err(|e| {
+        // A read that waited out `read_timeout` is the client's silence, not
+        // a broken body.
+        match e.etype() {
+            pingora_error::ErrorType::ReadTimedout => ApiError::BodyStalled(idle),
+            _ => ApiError::ClientBody,
+        }
+    })? {
         total += chunk.len();
         if total > limit {
             return Err(ApiError::TooLarge { limit });

@@ -14,6 +14,8 @@ pub struct Meter {
     /// tollgate added `stream_options.include_usage`: remove the usage-only chunk.
     pub strip: bool,
     tracker: Option<UsageTracker>,
+    /// When the response header went to the client.
+    started: Option<std::time::Instant>,
 }
 
 impl Meter {
@@ -22,11 +24,13 @@ impl Meter {
             api,
             strip,
             tracker: None,
+            started: None,
         }
     }
 
     /// Starts measuring the response described by `resp`.
     pub fn start(&mut self, resp: &ResponseHeader) {
+        self.started = Some(std::time::Instant::now());
         let Some(api) = self.api else { return };
         let content_type = resp
             .headers
@@ -55,6 +59,11 @@ impl Meter {
 
     pub fn usage(&self) -> Option<Usage> {
         self.tracker.as_ref().and_then(UsageTracker::usage)
+    }
+
+    /// When the response began (its header relayed), if it did.
+    pub fn started(&self) -> Option<std::time::Instant> {
+        self.started
     }
 
     pub fn complete(&self) -> bool {
