@@ -104,7 +104,13 @@ impl AccessTable {
                 return Ok(Caller::Access(i));
             }
         }
-        if key.starts_with(ACCESS_KEY_PREFIX) || !passthrough {
+        // Any case of the prefix: a mistyped gateway key (`TG-…`) must not
+        // travel to a provider as the client's own.
+        let gateway_like = key
+            .as_bytes()
+            .get(..ACCESS_KEY_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(ACCESS_KEY_PREFIX.as_bytes()));
+        if gateway_like || !passthrough {
             return Err(ApiError::InvalidKey);
         }
         Ok(Caller::Passthrough(Secret::new(key)))
@@ -214,11 +220,13 @@ mod tests {
             t.authenticate(&r, false),
             Err(ApiError::InvalidKey)
         ));
-        let r = req(&[("authorization", "Bearer tg-unknown")]);
-        assert!(matches!(
-            t.authenticate(&r, true),
-            Err(ApiError::InvalidKey)
-        ));
+        for unknown in ["Bearer tg-unknown", "Bearer TG-team-a", "Bearer Tg-x"] {
+            let r = req(&[("authorization", unknown)]);
+            assert!(
+                matches!(t.authenticate(&r, true), Err(ApiError::InvalidKey)),
+                "{unknown}"
+            );
+        }
         assert!(matches!(
             t.authenticate(&req(&[]), true),
             Err(ApiError::MissingKey)
