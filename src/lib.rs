@@ -36,3 +36,4 @@ pub mod server;
 pub mod state;
 pub mod upstream;
 pub mod usage;
+mod wire;

@@ -165,9 +165,7 @@ impl Conn {
     fn parse(&mut self) -> Option<Read> {
         let from = self.scanned.saturating_sub(2);
         let tail = self.buf.get(from..).unwrap_or_default();
-        if memchr::memmem::find(tail, b"\n\r\n").is_none()
-            && memchr::memmem::find(tail, b"\n\n").is_none()
-        {
+        if !crate::wire::has_header_end(tail) {
             self.scanned = self.buf.len();
             return None;
         }

@@ -257,9 +257,7 @@ impl Conn {
         // that trickles in is not parsed again for every read.
         let from = self.scanned.saturating_sub(2);
         let tail = &self.buf[from..];
-        if memchr::memmem::find(tail, b"\n\r\n").is_none()
-            && memchr::memmem::find(tail, b"\n\n").is_none()
-        {
+        if !crate::wire::has_header_end(tail) {
             self.scanned = self.buf.len();
             return Ok(None);
         }
