@@ -83,6 +83,25 @@ async fn a_single_model_by_id_or_alias() {
         .await
         .unwrap();
     assert_eq!(v["id"], "gpt-4o");
+    // Any name that routes to one catalog model, as chat requests take it.
+    for name in ["openai:gpt-4o", "OpenAI/GPT-4o", "groq/llama-3.3-70b"] {
+        let v: serde_json::Value = client()
+            .get(gw.url(&format!("/v1/models/{name}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(v["id"].is_string(), "{name}: {v}");
+    }
+    // A provider's model the catalog does not list has no catalog entry.
+    let resp = client()
+        .get(gw.url("/v1/models/openai:gpt-9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(resp).await, (404, "model_not_found".to_string()));
     let resp = client()
         .get(gw.url("/v1/models/no-such-model"))
         .send()

@@ -209,9 +209,10 @@ async fn models(state: &State, session: &mut Session) -> std::result::Result<(),
 
 async fn model(state: &State, session: &mut Session, name: &str) -> std::result::Result<(), Stop> {
     let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
-    let m = state
-        .catalog
-        .model(&name)
+    // Any name routing takes for one catalog model (`openai:gpt-4o` too).
+    let m = crate::resolve::resolve_model(&state.catalog, &name)
+        .and_then(|t| t.model)
+        .and_then(|i| state.catalog.models.get(i))
         .ok_or_else(|| ApiError::ModelNotFound {
             model: truncate(&name, 256).to_string(),
             hint: String::new(),
