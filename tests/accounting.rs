@@ -317,6 +317,31 @@ async fn a_stream_the_client_leaves_is_charged_its_prompt_as_an_estimate() {
 }
 
 #[tokio::test]
+async fn anthropic_count_tokens_is_routed_and_not_billed() {
+    let mock = MockProvider::new().start();
+    let gw = gateway(&mock);
+    let body = r#"{"messages":[{"role":"user","content":"hi"}],"model":"claude-sonnet-4-5"}"#;
+    let answer = post(&gw, "/v1/messages/count_tokens", body).await;
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert!(v["input_tokens"].is_u64(), "{v}");
+    let r = &mock.requests()[0];
+    assert_eq!(r.path, "/v1/messages/count_tokens");
+    assert_eq!(r.header("x-api-key"), Some("sk-a"));
+    assert_eq!(r.json()["model"], "claude-sonnet-4-5");
+    let m = metrics(&gw).await;
+    assert_eq!(
+        value(
+            &m,
+            "tollgate_requests_total",
+            &[("model", "claude-sonnet-4-5")]
+        ),
+        1
+    );
+    assert_eq!(value(&m, "tollgate_tokens_total", &[]), 0, "{m}");
+    assert_eq!(value(&m, "tollgate_estimated_tokens_total", &[]), 0, "{m}");
+}
+
+#[tokio::test]
 async fn accounting_off_leaves_bodies_and_streams_untouched() {
     let mock = MockProvider::new().start();
     let gw = Gateway::builder()

@@ -39,7 +39,7 @@ pub async fn handle(
     let first = scan::scan(&raw).map_err(ApiError::from)?;
     // Streams that do not ask for usage get it asked for (and the usage chunk
     // removed again on the way back), so every stream is metered.
-    let metered = state.config.accounting;
+    let metered = state.config.accounting && endpoint.metered();
     let injected = match endpoint {
         Endpoint::ChatCompletions | Endpoint::Completions if metered => {
             usage::inject_include_usage(&raw, &first)

@@ -20,6 +20,9 @@ pub enum Endpoint {
     Responses,
     /// Anthropic-native.
     Messages,
+    /// Anthropic-native `/v1/messages/count_tokens` (free at Anthropic:
+    /// nothing to meter).
+    CountTokens,
 }
 
 impl Endpoint {
@@ -31,6 +34,7 @@ impl Endpoint {
             "embeddings" => Endpoint::Embeddings,
             "responses" => Endpoint::Responses,
             "messages" => Endpoint::Messages,
+            "messages/count_tokens" => Endpoint::CountTokens,
             _ => return None,
         })
     }
@@ -43,12 +47,18 @@ impl Endpoint {
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Responses => "/responses",
             Endpoint::Messages => "/messages",
+            Endpoint::CountTokens => "/messages/count_tokens",
         }
     }
 
     /// Whether the endpoint is Anthropic's API rather than OpenAI's.
     pub fn is_anthropic(self) -> bool {
-        self == Endpoint::Messages
+        matches!(self, Endpoint::Messages | Endpoint::CountTokens)
+    }
+
+    /// Whether its answers carry usage to count and bill.
+    pub fn metered(self) -> bool {
+        self != Endpoint::CountTokens
     }
 }
 

@@ -97,7 +97,7 @@ impl From<crate::request::Endpoint> for Api {
             E::Completions => Api::Completions,
             E::Embeddings => Api::Embeddings,
             E::Responses => Api::Responses,
-            E::Messages => Api::Messages,
+            E::Messages | E::CountTokens => Api::Messages,
         }
     }
 }
