@@ -94,7 +94,17 @@ impl AccessTable {
 
     /// Identifies the caller from `Authorization: Bearer KEY` or `x-api-key: KEY`.
     pub fn authenticate(&self, req: &RequestHeader, passthrough: bool) -> Result<Caller, ApiError> {
-        let key = client_key(req).ok_or(ApiError::MissingKey)?;
+        let Some(key) = client_key(req) else {
+            // A credential that is not visible ASCII is a bad key, not none.
+            let unreadable = [http::header::AUTHORIZATION.as_str(), "x-api-key"]
+                .iter()
+                .filter_map(|name| req.headers.get(*name))
+                .any(|v| v.to_str().is_err());
+            return Err(match unreadable {
+                true => ApiError::InvalidKey,
+                false => ApiError::MissingKey,
+            });
+        };
         if let Some(&i) = self.by_key.get(key.as_bytes()) {
             if self
                 .entries
@@ -230,6 +240,16 @@ mod tests {
         assert!(matches!(
             t.authenticate(&req(&[]), true),
             Err(ApiError::MissingKey)
+        ));
+        let mut r = req(&[]);
+        r.insert_header(
+            "authorization",
+            http::HeaderValue::from_bytes(b"Bearer tg-\xff").unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            t.authenticate(&r, true),
+            Err(ApiError::InvalidKey)
         ));
     }
 }

@@ -78,8 +78,11 @@ pub fn split(rest: &str) -> Result<(&str, &str), ApiError> {
         ));
     }
     let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+    if lower.contains("%2f") || lower.contains("%5c") {
         return Err(ApiError::InvalidPath("encoded slashes are not allowed"));
+    }
+    if lower.contains("%00") {
+        return Err(ApiError::InvalidPath("encoded NUL bytes are not allowed"));
     }
     let segments: Vec<&str> = path.split('/').collect();
     for (i, seg) in segments.iter().enumerate() {
