@@ -184,8 +184,13 @@ impl Conn {
         self.req.as_deref()
     }
 
+    /// Sets the keep-alive timeout; never turns keep-alive back on for a
+    /// connection that must close (the client asked, it left, or a response
+    /// broke its framing).
     pub fn set_keepalive(&mut self, keepalive: Option<u64>) {
-        self.keepalive = keepalive;
+        if self.keepalive.is_some() || keepalive.is_none() {
+            self.keepalive = keepalive;
+        }
     }
 
     pub fn get_keepalive(&self) -> Option<u64> {
@@ -235,13 +240,10 @@ impl Conn {
         Ok(Some(self.take(n)))
     }
 
-    /// Reads the request body if any is left, or else waits on the idle
-    /// connection: an error when the client closes it; bytes of a pipelined
-    /// request are kept for later and the wait goes on.
+    /// Waits on the connection while the request is answered: an error when
+    /// the client closes it; bytes that arrive (the rest of a body, or a
+    /// pipelined request) are kept for later and the wait goes on.
     pub async fn read_body_or_idle(&mut self) -> Result<Option<Bytes>> {
-        if self.body_left > 0 {
-            return self.read_request_body().await;
-        }
         if self.half_closed {
             return Error::e_explain(ErrorType::ConnectionClosed, "client closed");
         }
@@ -267,7 +269,8 @@ impl Conn {
     }
 
     /// Writes the response header (with `Date` and `Connection` of tollgate's).
-    /// One with a length is held back to go out with the body.
+    /// One with a body of known length is held back to go out with the body
+    /// (a bodiless one goes at once: nothing may keep it waiting).
     pub async fn write_response_header(&mut self, mut resp: Box<ResponseHeader>) -> Result<()> {
         if self.out != Out::Unset {
             return Ok(());
@@ -316,15 +319,15 @@ impl Conn {
         wire.extend_from_slice(reason.as_bytes());
         wire.extend_from_slice(b"\r\n");
         resp.header_to_h1_wire(&mut wire);
-        wire.extend_from_slice(b"Date: ");
+        wire.extend_from_slice(b"date: ");
         wire.extend_from_slice(date::get_cached_date().as_bytes());
         wire.extend_from_slice(match self.keepalive.is_some() {
-            true => b"\r\nConnection: keep-alive\r\n\r\n",
-            false => b"\r\nConnection: close\r\n\r\n",
+            true => b"\r\nconnection: keep-alive\r\n\r\n",
+            false => b"\r\nconnection: close\r\n\r\n",
         });
         self.written = Some(resp);
         let wire = wire.freeze();
-        if matches!(self.out, Out::Length(_) | Out::Empty) {
+        if matches!(self.out, Out::Length(n) if n > 0) {
             self.held = Some(wire);
             return Ok(());
         }
@@ -347,12 +350,16 @@ impl Conn {
                 self.write_all(&[IoSlice::new(held), IoSlice::new(&data[..n])])
                     .await?;
                 if end {
+                    self.out = Out::Done;
                     if left - n as u64 > 0 {
                         // The body fell short of its length: the client must
                         // not read the next response as its rest.
                         self.keepalive = None;
+                        return Error::e_explain(
+                            ErrorType::WriteError,
+                            "response body shorter than its Content-Length",
+                        );
                     }
-                    self.out = Out::Done;
                 }
             }
             Out::Chunked => {
@@ -422,6 +429,9 @@ impl Conn {
             return None;
         }
         while self.read_request_body().await.ok()?.is_some() {}
+        // Nothing of this request is kept while the connection waits.
+        self.req = None;
+        self.written = None;
         Some(self)
     }
 

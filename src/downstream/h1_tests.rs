@@ -112,9 +112,9 @@ async fn a_sized_response_goes_out_with_date_and_connection() {
     assert!(conn.finish().await.is_none(), "the client asked to close");
     let got = read_all(&mut client).await;
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
-    assert!(got.contains("\r\nConnection: close\r\n"), "{got}");
+    assert!(got.contains("\r\nconnection: close\r\n"), "{got}");
     assert!(
-        got.contains("\r\nDate: ") && !got.contains("stale"),
+        got.contains("\r\ndate: ") && !got.contains("stale"),
         "{got}"
     );
     assert!(got.ends_with("\r\n\r\nhello"), "{got}");
@@ -171,11 +171,50 @@ async fn a_head_answer_has_no_body_and_an_early_answer_closes() {
     let got = read_all(&mut client).await;
     let (head, rest) = got.split_once("\r\n\r\n").unwrap();
     assert!(
-        head.contains("Content-Length: 5") && head.contains("Connection: keep-alive"),
+        head.contains("Content-Length: 5") && head.contains("connection: keep-alive"),
         "{got}"
     );
     assert!(rest.starts_with("HTTP/1.1 413 "), "{got}");
-    assert!(rest.contains("Connection: close"), "{got}");
+    assert!(rest.contains("connection: close"), "{got}");
+}
+
+#[tokio::test]
+async fn a_bodiless_answer_goes_out_at_once() {
+    let (mut conn, mut client) = pair().await;
+    client
+        .write_all(b"HEAD / HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    conn.read_request(None).await.unwrap();
+    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
+    resp.insert_header("content-length", "5").unwrap();
+    conn.write_response_header(Box::new(resp)).await.unwrap();
+    // Not held until `finish` (which runs after settling the request).
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(2), client.read(&mut buf))
+        .await
+        .expect("the header arrives before finish")
+        .unwrap();
+    assert!(buf[..n].ends_with(b"\r\n\r\n"));
+    let conn = conn.finish().await.expect("kept alive");
+    assert!(conn.req_header().is_none(), "nothing kept while idle");
+}
+
+#[tokio::test]
+async fn a_body_short_of_its_length_is_an_error_and_closes() {
+    let (mut conn, _client) = pair().await;
+    _client
+        .try_write(b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .unwrap();
+    conn.read_request(None).await.unwrap();
+    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
+    resp.insert_header("content-length", "5").unwrap();
+    conn.write_response_header(Box::new(resp)).await.unwrap();
+    let short = conn.write_response_body(Bytes::from_static(b"hel"), true);
+    assert!(short.await.is_err());
+    assert_eq!(conn.get_keepalive(), None);
+    conn.set_keepalive(Some(60));
+    assert_eq!(conn.get_keepalive(), None, "never revived");
 }
 
 #[tokio::test]

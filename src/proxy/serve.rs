@@ -61,7 +61,8 @@ impl ServerApp for Front {
             conn = self.0.serve(session, shutdown).await?;
             // A kept-alive connection: the wait for the next request, then its header.
             limit = header.saturating_add(keepalive);
-            idle = Some(keepalive);
+            // Whole seconds, at least one, as pingora kept them.
+            idle = Some(Duration::from_secs(keepalive.as_secs().max(1)));
         }
     }
 
