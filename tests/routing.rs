@@ -123,6 +123,30 @@ async fn unknown_model_is_404_with_suggestions_and_reaches_no_one() {
         v["error"]["message"].as_str().unwrap().contains("gpt-4o"),
         "{v}"
     );
+    // Through the compiled catalog: the nearest first, and a name near
+    // nothing still gets the names sharing its prefix.
+    for (asked, first) in [
+        ("gpt-4o-minii", "gpt-4o-mini,"),
+        ("claude-sonnet-4.6", "claude-sonnet-4-6,"),
+    ] {
+        let resp = gw.post("/v1/chat/completions", chat(asked)).await;
+        let v: serde_json::Value = resp.json().await.unwrap();
+        let message = v["error"]["message"].as_str().unwrap();
+        let hint = message
+            .split("Closest catalog names:")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(hint.trim_start().starts_with(first), "{message}");
+    }
+    let resp = gw.post("/v1/chat/completions", chat("gpt-9000")).await;
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Closest catalog names: gpt-"),
+        "{v}"
+    );
     assert_eq!(mock.request_count(), 0);
 }
 
