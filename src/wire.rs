@@ -1,5 +1,51 @@
 //! Byte-level helpers shared by tollgate's HTTP/1.1 server (`downstream::h1`)
-//! and client (`upstream::h1`).
+//! and client (`upstream::h1`): reading a socket into a buffer that holds
+//! nothing between reads, and finding a header's end.
+
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{ready, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use pingora_core::protocols::Stream;
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Most bytes taken from the socket by one read.
+const READ_SIZE: usize = 16 * 1024;
+
+/// Reads what the socket has (up to `READ_SIZE`) and appends it to `buf`; 0 at
+/// the end of the stream. The read lands in a stack buffer (inside the poll,
+/// so not part of any future) and is copied into `buf`, which therefore
+/// holds no spare capacity while a connection waits. Cancel-safe: `buf`
+/// changes only in the poll that completes.
+pub(crate) async fn fill(stream: &mut Stream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut scratch = [const { MaybeUninit::<u8>::uninit() }; READ_SIZE];
+        let mut read = ReadBuf::uninit(&mut scratch);
+        ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+        buf.extend_from_slice(read.filled());
+        Poll::Ready(Ok(read.filled().len()))
+    })
+    .await
+}
+
+/// The first `n` bytes of `buf`, as a chunk of their own.
+pub(crate) fn take(buf: &mut BytesMut, n: usize) -> Bytes {
+    if n == buf.len() {
+        std::mem::take(buf).freeze()
+    } else {
+        buf.split_to(n).freeze()
+    }
+}
+
+/// Drops the first `n` bytes of `buf`, releasing an emptied buffer.
+pub(crate) fn consume(buf: &mut BytesMut, n: usize) {
+    if n == buf.len() {
+        *buf = BytesMut::new();
+    } else {
+        buf.advance(n);
+    }
+}
 
 /// Whether `buf` holds the blank line that ends a header section (`\n\r\n`
 /// or, as httparse also accepts, `\n\n`). One memchr pass: cheaper than two

@@ -7,6 +7,18 @@ mod common;
 
 use common::*;
 
+/// The JSON body of a GET.
+async fn get_json(gw: &Gateway, path: &str) -> serde_json::Value {
+    client()
+        .get(gw.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn models_list_is_public_cacheable_and_complete() {
     let gw = Gateway::builder().start();
@@ -45,14 +57,7 @@ async fn models_list_is_public_cacheable_and_complete() {
 #[tokio::test]
 async fn models_filter_by_provider_name_or_alias() {
     let gw = Gateway::builder().start();
-    let v: serde_json::Value = client()
-        .get(gw.url("/v1/models?provider=deep-seek"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&gw, "/v1/models?provider=deep-seek").await;
     let ids: Vec<&str> = v["data"]
         .as_array()
         .unwrap()
@@ -74,25 +79,11 @@ async fn models_filter_by_provider_name_or_alias() {
 #[tokio::test]
 async fn a_single_model_by_id_or_alias() {
     let gw = Gateway::builder().start();
-    let v: serde_json::Value = client()
-        .get(gw.url("/v1/models/gpt-4-omni"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&gw, "/v1/models/gpt-4-omni").await;
     assert_eq!(v["id"], "gpt-4o");
     // Any name that routes to one catalog model, as chat requests take it.
     for name in ["openai:gpt-4o", "OpenAI/GPT-4o", "groq/llama-3.3-70b"] {
-        let v: serde_json::Value = client()
-            .get(gw.url(&format!("/v1/models/{name}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: serde_json::Value = get_json(&gw, &format!("/v1/models/{name}")).await;
         assert!(v["id"].is_string(), "{name}: {v}");
     }
     // A provider's model the catalog does not list has no catalog entry.

@@ -18,26 +18,22 @@
 
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
-use std::pin::Pin;
-use std::task::{ready, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use pingora_core::protocols::http::{authority, date};
 use pingora_core::protocols::Stream;
 use pingora_error::{Error, ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_timeout::timeout;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 
 /// Largest header this module parses; a longer one goes to pingora (whose
 /// limit is 1 MiB).
 const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields parsed here (pingora's limit too).
 const MAX_FIELDS: usize = 256;
-/// Most bytes taken from the socket by one read.
-const READ_SIZE: usize = 16 * 1024;
 
 /// What reading the next request found.
 #[derive(Debug, PartialEq, Eq)]
@@ -465,37 +461,18 @@ impl Conn {
             .or_err(ErrorType::WriteError, "flushing the response")
     }
 
-    /// Reads what the socket has (up to `READ_SIZE`) and appends it to `buf`;
-    /// 0 at the end of the stream.
     async fn fill(&mut self) -> Result<usize> {
-        let Conn { stream, buf, .. } = self;
-        std::future::poll_fn(|cx| {
-            let mut scratch = [const { MaybeUninit::<u8>::uninit() }; READ_SIZE];
-            let mut read = ReadBuf::uninit(&mut scratch);
-            ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
-            buf.extend_from_slice(read.filled());
-            Poll::Ready(Ok::<_, std::io::Error>(read.filled().len()))
-        })
-        .await
-        .or_err(ErrorType::ReadError, "reading from the client")
+        crate::wire::fill(&mut self.stream, &mut self.buf)
+            .await
+            .or_err(ErrorType::ReadError, "reading from the client")
     }
 
-    /// The first `n` buffered bytes, as a chunk of their own.
     fn take(&mut self, n: usize) -> Bytes {
-        if n == self.buf.len() {
-            std::mem::take(&mut self.buf).freeze()
-        } else {
-            self.buf.split_to(n).freeze()
-        }
+        crate::wire::take(&mut self.buf, n)
     }
 
-    /// Drops the first `n` buffered bytes, releasing an emptied buffer.
     fn consume(&mut self, n: usize) {
-        if n == self.buf.len() {
-            self.buf = BytesMut::new();
-        } else {
-            self.buf.advance(n);
-        }
+        crate::wire::consume(&mut self.buf, n)
     }
 }
 

@@ -14,6 +14,23 @@ async fn pair() -> (Conn, TcpStream) {
     (Conn::new(Box::new(l4), BytesMut::new()), client)
 }
 
+/// A connection whose client has sent `raw`, read up to its first request.
+async fn asked(raw: &[u8]) -> (Conn, TcpStream) {
+    let (mut conn, mut client) = pair().await;
+    client.write_all(raw).await.unwrap();
+    assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
+    (conn, client)
+}
+
+/// A response header of `status` with these fields.
+fn response(status: u16, fields: &[(&'static str, &str)]) -> Box<ResponseHeader> {
+    let mut resp = ResponseHeader::build_no_case(status, None).unwrap();
+    for (name, value) in fields {
+        resp.insert_header(*name, *value).unwrap();
+    }
+    Box::new(resp)
+}
+
 /// What `plain_request` makes of `raw`: the header, or `None` for pingora.
 fn plain(raw: &[u8]) -> Option<(Box<RequestHeader>, usize, u64, bool)> {
     plain_request(raw)
@@ -74,19 +91,15 @@ fn anything_to_interpret_goes_to_pingora() {
 
 #[tokio::test]
 async fn a_request_body_and_a_pipelined_request_are_read_apart() {
-    let (mut conn, mut client) = pair().await;
-    client
-        .write_all(b"POST /a HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: gw\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
+    let (mut conn, _client) = asked(b"POST /a HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: gw\r\n\r\n").await;
     let mut body = Vec::new();
     while let Some(chunk) = conn.read_request_body().await.unwrap() {
         body.extend_from_slice(&chunk);
     }
     assert_eq!(body, b"hello");
-    let resp = ResponseHeader::build_no_case(204, None).unwrap();
-    conn.write_response_header(Box::new(resp)).await.unwrap();
+    conn.write_response_header(response(204, &[]))
+        .await
+        .unwrap();
     conn.write_response_body(Bytes::new(), true).await.unwrap();
     let mut conn = conn.finish().await.expect("kept alive");
     assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
@@ -95,16 +108,11 @@ async fn a_request_body_and_a_pipelined_request_are_read_apart() {
 
 #[tokio::test]
 async fn a_sized_response_goes_out_with_date_and_connection() {
-    let (mut conn, mut client) = pair().await;
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+    let (mut conn, mut client) =
+        asked(b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").await;
+    conn.write_response_header(response(200, &[("content-length", "5"), ("date", "stale")]))
         .await
         .unwrap();
-    assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
-    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
-    resp.insert_header("content-length", "5").unwrap();
-    resp.insert_header("date", "stale").unwrap();
-    conn.write_response_header(Box::new(resp)).await.unwrap();
     conn.write_response_body(Bytes::from_static(b"hello"), true)
         .await
         .unwrap();
@@ -122,15 +130,11 @@ async fn a_sized_response_goes_out_with_date_and_connection() {
 
 #[tokio::test]
 async fn a_chunked_response_is_framed_chunk_by_chunk() {
-    let (mut conn, mut client) = pair().await;
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+    let (mut conn, mut client) =
+        asked(b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n").await;
+    conn.write_response_header(response(200, &[("transfer-encoding", "chunked")]))
         .await
         .unwrap();
-    conn.read_request(None).await.unwrap();
-    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
-    resp.insert_header("transfer-encoding", "chunked").unwrap();
-    conn.write_response_header(Box::new(resp)).await.unwrap();
     let big = Bytes::from(vec![b'x'; 300]);
     conn.write_response_body(Bytes::from_static(b"data: 1\n\n"), false)
         .await
@@ -148,15 +152,10 @@ async fn a_chunked_response_is_framed_chunk_by_chunk() {
 
 #[tokio::test]
 async fn a_head_answer_has_no_body_and_an_early_answer_closes() {
-    let (mut conn, mut client) = pair().await;
-    client
-        .write_all(b"HEAD / HTTP/1.1\r\nHost: gw\r\n\r\n")
+    let (mut conn, mut client) = asked(b"HEAD / HTTP/1.1\r\nHost: gw\r\n\r\n").await;
+    conn.write_response_header(response(200, &[("content-length", "5")]))
         .await
         .unwrap();
-    conn.read_request(None).await.unwrap();
-    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
-    resp.insert_header("content-length", "5").unwrap();
-    conn.write_response_header(Box::new(resp)).await.unwrap();
     let mut conn = conn.finish().await.expect("kept alive");
     // A body the answer did not wait for: the connection closes after it.
     client
@@ -164,8 +163,9 @@ async fn a_head_answer_has_no_body_and_an_early_answer_closes() {
         .await
         .unwrap();
     conn.read_request(None).await.unwrap();
-    let resp = ResponseHeader::build_no_case(413, None).unwrap();
-    conn.write_response_header(Box::new(resp)).await.unwrap();
+    conn.write_response_header(response(413, &[]))
+        .await
+        .unwrap();
     conn.write_response_body(Bytes::new(), true).await.unwrap();
     assert!(conn.finish().await.is_none());
     let got = read_all(&mut client).await;
@@ -180,15 +180,10 @@ async fn a_head_answer_has_no_body_and_an_early_answer_closes() {
 
 #[tokio::test]
 async fn a_bodiless_answer_goes_out_at_once() {
-    let (mut conn, mut client) = pair().await;
-    client
-        .write_all(b"HEAD / HTTP/1.1\r\nHost: gw\r\n\r\n")
+    let (mut conn, mut client) = asked(b"HEAD / HTTP/1.1\r\nHost: gw\r\n\r\n").await;
+    conn.write_response_header(response(200, &[("content-length", "5")]))
         .await
         .unwrap();
-    conn.read_request(None).await.unwrap();
-    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
-    resp.insert_header("content-length", "5").unwrap();
-    conn.write_response_header(Box::new(resp)).await.unwrap();
     // Not held until `finish` (which runs after settling the request).
     let mut buf = [0u8; 256];
     let n = tokio::time::timeout(Duration::from_secs(2), client.read(&mut buf))
@@ -207,9 +202,9 @@ async fn a_body_short_of_its_length_is_an_error_and_closes() {
         .try_write(b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n")
         .unwrap();
     conn.read_request(None).await.unwrap();
-    let mut resp = ResponseHeader::build_no_case(200, None).unwrap();
-    resp.insert_header("content-length", "5").unwrap();
-    conn.write_response_header(Box::new(resp)).await.unwrap();
+    conn.write_response_header(response(200, &[("content-length", "5")]))
+        .await
+        .unwrap();
     let short = conn.write_response_body(Bytes::from_static(b"hel"), true);
     assert!(short.await.is_err());
     assert_eq!(conn.get_keepalive(), None);
@@ -219,12 +214,7 @@ async fn a_body_short_of_its_length_is_an_error_and_closes() {
 
 #[tokio::test]
 async fn the_idle_wait_ends_when_the_client_leaves_and_keeps_pipelined_bytes() {
-    let (mut conn, mut client) = pair().await;
-    client
-        .write_all(b"GET /a HTTP/1.1\r\nHost: gw\r\n\r\nGET /b")
-        .await
-        .unwrap();
-    conn.read_request(None).await.unwrap();
+    let (mut conn, mut client) = asked(b"GET /a HTTP/1.1\r\nHost: gw\r\n\r\nGET /b").await;
     // The client is still there: the wait goes on (and can be dropped).
     let wait = tokio::time::timeout(Duration::from_millis(100), conn.read_body_or_idle()).await;
     assert!(wait.is_err(), "still waiting");
@@ -232,8 +222,9 @@ async fn the_idle_wait_ends_when_the_client_leaves_and_keeps_pipelined_bytes() {
         .write_all(b" HTTP/1.1\r\nHost: gw\r\n\r\n")
         .await
         .unwrap();
-    let resp = ResponseHeader::build_no_case(204, None).unwrap();
-    conn.write_response_header(Box::new(resp)).await.unwrap();
+    conn.write_response_header(response(204, &[]))
+        .await
+        .unwrap();
     let mut conn = conn.finish().await.unwrap();
     assert_eq!(conn.read_request(None).await.unwrap(), Read::Request);
     assert_eq!(conn.req_header().unwrap().uri.path(), "/b");

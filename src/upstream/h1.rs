@@ -14,23 +14,17 @@
 //! only await is a socket read that leaves the buffer as it was when dropped.
 //! The relay loop relies on that to poll a read once without waiting.
 
-use std::mem::MaybeUninit;
-use std::pin::Pin;
-use std::task::{ready, Poll};
-
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pingora_core::protocols::Stream;
 use pingora_error::{Error, ErrorType, OrErr, Result};
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 
 /// Largest response header accepted (pingora's own limit, which tollgate kept
 /// before it had a client of its own).
 const MAX_HEAD: usize = 1024 * 1024 - 1;
 /// Most header fields in a response (likewise).
 const MAX_FIELDS: usize = 256;
-/// Most bytes taken from the socket by one read.
-const READ_SIZE: usize = 16 * 1024;
 /// Longest chunk-size line (with extensions) and longest trailer section.
 const MAX_CHUNK_LINE: usize = 4096;
 const MAX_TRAILERS: usize = 64 * 1024;
@@ -216,39 +210,21 @@ impl Conn {
         (self.body == Body::Done && self.keep_alive && self.buf.is_empty()).then_some(self.stream)
     }
 
-    /// Reads what the socket has (up to `READ_SIZE`) and appends it to `buf`;
-    /// 0 at the end of the stream.
     async fn fill(&mut self) -> Result<usize> {
-        let Conn { stream, buf, .. } = self;
-        let n = std::future::poll_fn(|cx| {
-            let mut scratch = [const { MaybeUninit::<u8>::uninit() }; READ_SIZE];
-            let mut read = ReadBuf::uninit(&mut scratch);
-            ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
-            buf.extend_from_slice(read.filled());
-            Poll::Ready(Ok::<_, std::io::Error>(read.filled().len()))
-        })
-        .await
-        .or_err(ErrorType::ReadError, "reading from the provider")?;
+        let n = crate::wire::fill(&mut self.stream, &mut self.buf)
+            .await
+            .or_err(ErrorType::ReadError, "reading from the provider")?;
         self.received |= n > 0;
         Ok(n)
     }
 
-    /// The first `n` buffered bytes, as a chunk of their own.
     fn take(&mut self, n: usize) -> Bytes {
-        if n == self.buf.len() {
-            std::mem::take(&mut self.buf).freeze()
-        } else {
-            self.buf.split_to(n).freeze()
-        }
+        crate::wire::take(&mut self.buf, n)
     }
 
-    /// Drops the first `n` buffered bytes (framing), releasing an emptied buffer.
+    /// Drops framing bytes.
     fn consume(&mut self, n: usize) {
-        if n == self.buf.len() {
-            self.buf = BytesMut::new();
-        } else {
-            self.buf.advance(n);
-        }
+        crate::wire::consume(&mut self.buf, n)
     }
 
     /// Parses a complete header at the front of `buf`, if there is one.
