@@ -49,6 +49,8 @@ pub enum ApiError {
     ClientBody,
     #[error("malformed HTTP request")]
     MalformedRequest,
+    #[error("an HTTP/1.1 request must carry a Host header")]
+    MissingHost,
     #[error("the request header did not arrive within {0:?}")]
     HeaderTimeout(std::time::Duration),
     #[error("/proxy/ is not metered, so access keys with a credit balance, an allow-list or token or per-model limits cannot use it")]
@@ -86,6 +88,7 @@ impl ApiError {
             | InvalidPath(_)
             | ClientBody
             | MalformedRequest
+            | MissingHost
             | VisionDisabled
             | ModelNotMultimodal(_) => 400,
             MissingKey | InvalidKey => 401,
@@ -138,7 +141,7 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             TooLarge { .. } => "request_too_large",
             ClientBody => "invalid_body",
-            MalformedRequest => "invalid_request",
+            MalformedRequest | MissingHost => "invalid_request",
             InvalidModel(_) => "invalid_model",
             HeadersTooLarge { .. } => "headers_too_large",
             BodyTimeout(_) | BodyStalled(_) | HeaderTimeout(_) => "request_timeout",

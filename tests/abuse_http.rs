@@ -463,3 +463,27 @@ fn a_slow_body_is_answered_and_forwarded_whole() {
     assert_eq!(statuses(&answer), [200], "{answer}");
     assert_eq!(mock.requests()[0].body, body.as_bytes());
 }
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (OpenAI-shaped);
+/// HTTP/1.0 never needed one.
+#[test]
+fn an_http11_request_without_host_is_400() {
+    let mock = MockProvider::new().start();
+    let gw = gateway(&mock);
+    let (answer, _) = exchange(&gw, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(statuses(&answer), [400], "{answer}");
+    assert!(answer.contains("must carry a Host header"), "{answer}");
+    let (answer, _) = exchange(&gw, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    let (answer, _) = exchange(
+        &gw,
+        format!(
+            "{}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+            head("/v1/chat/completions", "")
+        )
+        .replace("Host: t\r\n", "")
+        .as_bytes(),
+    );
+    assert_eq!(statuses(&answer), [400], "{answer}");
+    assert_eq!(mock.request_count(), 0);
+}

@@ -161,6 +161,11 @@ fn edge_limits(gw: &Gateway, state: &State, session: &mut Session) -> Result<(),
         }
     }
     let req = session.req_header();
+    // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without
+    // a Host (h2 carries `:authority` instead).
+    if req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST) {
+        return Err(ApiError::MissingHost);
+    }
     let uri = &req.uri;
     let size = uri.path_and_query().map_or(0, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len())
