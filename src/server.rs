@@ -33,7 +33,15 @@ pub fn load(cli: &Cli) -> Result<State, String> {
     if let Some(tls) = &config.tls {
         check_tls(tls)?;
     }
-    State::load(config, &process_env).map_err(|e| e.to_string())
+    let file = config.file.clone();
+    State::load(config, &process_env).map_err(|e| {
+        // Problems found while compiling (routes, allow-lists) name config
+        // fields too: give them their lines.
+        match file.and_then(|f| Some((f.display().to_string(), std::fs::read_to_string(f).ok()?))) {
+            Some((name, text)) => crate::config::with_lines(e, &name, &text).to_string(),
+            None => e.to_string(),
+        }
+    })
 }
 
 /// Reads the TLS listener's certificate chain and key now: Pingora's acceptor

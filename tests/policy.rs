@@ -197,10 +197,27 @@ fn check_names_file_line_and_field() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bad.yaml") && err.contains("routes.auto[0]") && err.contains("gpt-4x"),
+        err.contains("bad.yaml:2: routes.auto[0]") && err.contains("gpt-4x"),
         "{err}"
     );
     assert!(!err.contains("tg-secret-value"));
+    // Every invalid field at once, each at its line.
+    std::fs::write(
+        &bad,
+        "access_keys:\n  - name: a\n    key: tg-a\n  - name: b\n    key: sk-not-a-gateway-key\nupstream:\n  connect_timeout: 10q\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--config", bad.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:4: access_keys[1] (b)"), "{err}");
+    assert!(
+        err.contains("bad.yaml:7: upstream.connect_timeout"),
+        "{err}"
+    );
     std::fs::write(&bad, "listen: [\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["check", "--config", bad.to_str().unwrap()])

@@ -5,6 +5,7 @@ pub mod access_log;
 pub mod downstream;
 pub mod file;
 pub mod limits;
+mod lines;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -189,7 +190,27 @@ impl Config {
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::yaml(file, &e))?
         };
-        validate::validate(raw, file, env)
+        validate::validate(raw, file, env).map_err(|e| with_lines(e, file, text))
+    }
+}
+
+/// Puts the line of each invalid field of `config` (whose text is `text`)
+/// after the file's name (`conf.yaml:12: …`).
+pub fn with_lines(e: ConfigError, config: &str, text: &str) -> ConfigError {
+    match e {
+        ConfigError::Invalid { file, path, reason } if file == config => {
+            let file = match lines::line_of(text, &path) {
+                Some(line) => format!("{file}:{line}"),
+                None => file,
+            };
+            ConfigError::Invalid { file, path, reason }
+        }
+        ConfigError::Many(all) => ConfigError::Many(
+            all.into_iter()
+                .map(|e| with_lines(e, config, text))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
