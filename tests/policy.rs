@@ -179,6 +179,17 @@ fn an_unloadable_catalog_file_stops_start_up() {
     assert!(err.contains("/nonexistent/tollgate-catalog.yaml"), "{err}");
 }
 
+/// `tollgate check` on `config`: it must fail; what it printed.
+fn check(config: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["check", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn check_names_file_line_and_field() {
     let dir = std::env::temp_dir().join(format!("tollgate-check-{}", std::process::id()));
@@ -189,13 +200,7 @@ fn check_names_file_line_and_field() {
         "routes:\n  auto: [gpt-4x]\naccess_keys:\n  - name: a\n    key: tg-secret-value\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["check", "--config", bad.to_str().unwrap()])
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = check(&bad);
     assert!(
         err.contains("bad.yaml:2: routes.auto[0]") && err.contains("gpt-4x"),
         "{err}"
@@ -207,24 +212,14 @@ fn check_names_file_line_and_field() {
         "access_keys:\n  - name: a\n    key: tg-a\n  - name: b\n    key: sk-not-a-gateway-key\nupstream:\n  connect_timeout: 10q\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["check", "--config", bad.to_str().unwrap()])
-        .env_clear()
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = check(&bad);
     assert!(err.contains("bad.yaml:4: access_keys[1] (b)"), "{err}");
     assert!(
         err.contains("bad.yaml:7: upstream.connect_timeout"),
         "{err}"
     );
     std::fs::write(&bad, "listen: [\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["check", "--config", bad.to_str().unwrap()])
-        .env_clear()
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = check(&bad);
     assert!(
         err.contains("bad.yaml:1:") && err.contains("listen"),
         "file, line and field: {err}"
