@@ -70,6 +70,13 @@ pub struct Conn {
     buf: BytesMut,
     /// How much of `buf` is known not to hold a header's end.
     scanned: usize,
+    half_closed: bool,
+    /// The request being answered; a fresh one for each header read.
+    ex: Exchange,
+}
+
+/// What one request and its answer have done so far.
+struct Exchange {
     req: Option<Box<RequestHeader>>,
     /// Request body bytes not yet read.
     body_left: u64,
@@ -83,9 +90,25 @@ pub struct Conn {
     held: Option<Bytes>,
     out: Out,
     sent: usize,
-    half_closed: bool,
     /// An idle read found the next request's first bytes.
     stashed: bool,
+}
+
+impl Default for Exchange {
+    fn default() -> Exchange {
+        Exchange {
+            req: None,
+            body_left: 0,
+            keepalive: None,
+            read_timeout: None,
+            close_early: true,
+            written: None,
+            held: None,
+            out: Out::Unset,
+            sent: 0,
+            stashed: false,
+        }
+    }
 }
 
 impl Conn {
@@ -96,17 +119,8 @@ impl Conn {
             stream,
             buf,
             scanned: 0,
-            req: None,
-            body_left: 0,
-            keepalive: None,
-            read_timeout: None,
-            close_early: true,
-            written: None,
-            held: None,
-            out: Out::Unset,
-            sent: 0,
             half_closed: false,
-            stashed: false,
+            ex: Exchange::default(),
         }
     }
 
@@ -115,24 +129,11 @@ impl Conn {
         (self.stream, self.buf)
     }
 
-    pub fn stream(&self) -> &Stream {
-        &self.stream
-    }
-
     /// Reads the next request header. `idle`: how long a kept-alive
     /// connection may wait for the next request to start ([`Read::Closed`]
     /// after that).
     pub async fn read_request(&mut self, idle: Option<Duration>) -> Result<Read> {
-        self.req = None;
-        self.body_left = 0;
-        self.keepalive = None;
-        self.read_timeout = None;
-        self.close_early = true;
-        self.written = None;
-        self.held = None;
-        self.out = Out::Unset;
-        self.sent = 0;
-        self.stashed = false;
+        self.ex = Exchange::default();
         if let (Some(idle), true) = (idle, self.buf.is_empty()) {
             match timeout(idle, self.fill()).await {
                 Ok(Ok(n)) if n > 0 => {}
@@ -170,52 +171,52 @@ impl Conn {
             return Some(Read::Fallback);
         };
         self.consume(len);
-        self.req = Some(req);
-        self.body_left = length;
-        self.keepalive = (!close).then_some(0);
+        self.ex.req = Some(req);
+        self.ex.body_left = length;
+        self.ex.keepalive = (!close).then_some(0);
         Some(Read::Request)
     }
 
     pub fn req_header(&self) -> Option<&RequestHeader> {
-        self.req.as_deref()
+        self.ex.req.as_deref()
     }
 
     /// Sets the keep-alive timeout; never turns keep-alive back on for a
     /// connection that must close (the client asked, it left, or a response
     /// broke its framing).
     pub fn set_keepalive(&mut self, keepalive: Option<u64>) {
-        if self.keepalive.is_some() || keepalive.is_none() {
-            self.keepalive = keepalive;
+        if self.ex.keepalive.is_some() || keepalive.is_none() {
+            self.ex.keepalive = keepalive;
         }
     }
 
     pub fn get_keepalive(&self) -> Option<u64> {
-        self.keepalive
+        self.ex.keepalive
     }
 
     pub fn set_read_timeout(&mut self, t: Option<Duration>) {
-        self.read_timeout = t;
+        self.ex.read_timeout = t;
     }
 
     pub fn set_close_on_response_before_downstream_finish(&mut self, close: bool) {
-        self.close_early = close;
+        self.ex.close_early = close;
     }
 
     pub fn response_written(&self) -> Option<&ResponseHeader> {
-        self.written.as_deref()
+        self.ex.written.as_deref()
     }
 
     pub fn body_bytes_sent(&self) -> usize {
-        self.sent
+        self.ex.sent
     }
 
     /// The next piece of the request body; `None` once it has all been read.
     pub async fn read_request_body(&mut self) -> Result<Option<Bytes>> {
-        if self.body_left == 0 {
+        if self.ex.body_left == 0 {
             return Ok(None);
         }
         if self.buf.is_empty() {
-            let n = match self.read_timeout {
+            let n = match self.ex.read_timeout {
                 Some(t) => match timeout(t, self.fill()).await {
                     Ok(n) => n?,
                     Err(_) => {
@@ -231,8 +232,8 @@ impl Conn {
                 return Error::e_explain(ErrorType::ConnectionClosed, "request body cut short");
             }
         }
-        let n = self.body_left.min(self.buf.len() as u64) as usize;
-        self.body_left -= n as u64;
+        let n = self.ex.body_left.min(self.buf.len() as u64) as usize;
+        self.ex.body_left -= n as u64;
         Ok(Some(self.take(n)))
     }
 
@@ -243,21 +244,21 @@ impl Conn {
         if self.half_closed {
             return Error::e_explain(ErrorType::ConnectionClosed, "client closed");
         }
-        if self.stashed {
+        if self.ex.stashed {
             return std::future::pending().await;
         }
         if self.fill().await? == 0 {
             self.half_closed = true;
-            self.keepalive = None;
+            self.ex.keepalive = None;
             return Error::e_explain(ErrorType::ConnectionClosed, "client closed");
         }
-        self.stashed = true;
+        self.ex.stashed = true;
         std::future::pending().await
     }
 
     /// Writes `100 Continue`.
     pub async fn write_continue_response(&mut self) -> Result<()> {
-        if self.written.is_none() {
+        if self.ex.written.is_none() {
             self.write_all(&[IoSlice::new(b"HTTP/1.1 100 Continue\r\n\r\n")])
                 .await?;
         }
@@ -268,36 +269,40 @@ impl Conn {
     /// One with a body of known length is held back to go out with the body
     /// (a bodiless one goes at once: nothing may keep it waiting).
     pub async fn write_response_header(&mut self, mut resp: Box<ResponseHeader>) -> Result<()> {
-        if self.out != Out::Unset {
+        if self.ex.out != Out::Unset {
             return Ok(());
         }
         if resp.status.is_informational() {
             return Ok(());
         }
-        if self.close_early && self.body_left > 0 {
-            self.keepalive = None;
+        if self.ex.close_early && self.ex.body_left > 0 {
+            self.ex.keepalive = None;
         }
         let status = resp.status;
-        let head = self.req.as_ref().is_some_and(|r| r.method == Method::HEAD);
-        self.out = if head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
-        {
-            Out::Empty
-        } else if resp
-            .headers
-            .get(header::TRANSFER_ENCODING)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"))
-        {
-            Out::Chunked
-        } else if let Some(n) = resp
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| crate::decimal::parse(v.as_bytes()))
-        {
-            Out::Length(n)
-        } else {
-            self.keepalive = None;
-            Out::Close
-        };
+        let head = self
+            .ex
+            .req
+            .as_ref()
+            .is_some_and(|r| r.method == Method::HEAD);
+        self.ex.out =
+            if head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+                Out::Empty
+            } else if resp
+                .headers
+                .get(header::TRANSFER_ENCODING)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"))
+            {
+                Out::Chunked
+            } else if let Some(n) = resp
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| crate::decimal::parse(v.as_bytes()))
+            {
+                Out::Length(n)
+            } else {
+                self.ex.keepalive = None;
+                Out::Close
+            };
         if resp.headers.contains_key(header::DATE) {
             resp.remove_header(&header::DATE);
         }
@@ -317,14 +322,14 @@ impl Conn {
         resp.header_to_h1_wire(&mut wire);
         wire.extend_from_slice(b"date: ");
         wire.extend_from_slice(date::get_cached_date().as_bytes());
-        wire.extend_from_slice(match self.keepalive.is_some() {
+        wire.extend_from_slice(match self.ex.keepalive.is_some() {
             true => b"\r\nconnection: keep-alive\r\n\r\n",
             false => b"\r\nconnection: close\r\n\r\n",
         });
-        self.written = Some(resp);
+        self.ex.written = Some(resp);
         let wire = wire.freeze();
-        if matches!(self.out, Out::Length(n) if n > 0) {
-            self.held = Some(wire);
+        if matches!(self.ex.out, Out::Length(n) if n > 0) {
+            self.ex.held = Some(wire);
             return Ok(());
         }
         self.write_all(&[IoSlice::new(&wire)]).await
@@ -335,22 +340,22 @@ impl Conn {
         if data.is_empty() && !end {
             return Ok(());
         }
-        let held = self.held.take();
+        let held = self.ex.held.take();
         let held = held.as_deref().unwrap_or_default();
         let mut size_line = [0u8; 20];
-        match self.out {
+        match self.ex.out {
             Out::Length(left) => {
                 let n = (data.len() as u64).min(left) as usize;
-                self.out = Out::Length(left - n as u64);
-                self.sent += n;
+                self.ex.out = Out::Length(left - n as u64);
+                self.ex.sent += n;
                 self.write_all(&[IoSlice::new(held), IoSlice::new(&data[..n])])
                     .await?;
                 if end {
-                    self.out = Out::Done;
+                    self.ex.out = Out::Done;
                     if left - n as u64 > 0 {
                         // The body fell short of its length: the client must
                         // not read the next response as its rest.
-                        self.keepalive = None;
+                        self.ex.keepalive = None;
                         return Error::e_explain(
                             ErrorType::WriteError,
                             "response body shorter than its Content-Length",
@@ -368,7 +373,7 @@ impl Conn {
                     (false, true) => b"\r\n0\r\n\r\n",
                     (false, false) => b"\r\n",
                 };
-                self.sent += data.len();
+                self.ex.sent += data.len();
                 let slices = [
                     IoSlice::new(held),
                     IoSlice::new(line),
@@ -377,23 +382,23 @@ impl Conn {
                 ];
                 self.write_all(&slices).await?;
                 if end {
-                    self.out = Out::Done;
+                    self.ex.out = Out::Done;
                 }
             }
             Out::Close => {
-                self.sent += data.len();
+                self.ex.sent += data.len();
                 self.write_all(&[IoSlice::new(held), IoSlice::new(&data)])
                     .await?;
                 if end {
-                    self.out = Out::Done;
+                    self.ex.out = Out::Done;
                 }
             }
             Out::Empty | Out::Done | Out::Unset => {
                 if !held.is_empty() {
                     self.write_all(&[IoSlice::new(held)]).await?;
                 }
-                if end && self.out == Out::Empty {
-                    self.out = Out::Done;
+                if end && self.ex.out == Out::Empty {
+                    self.ex.out = Out::Done;
                 }
             }
         }
@@ -402,8 +407,8 @@ impl Conn {
 
     /// Answers a request that could not be read and closes after it.
     pub async fn write_error_response(&mut self, resp: ResponseHeader, body: Bytes) -> Result<()> {
-        self.keepalive = None;
-        if self.out != Out::Unset {
+        self.ex.keepalive = None;
+        if self.ex.out != Out::Unset {
             return Ok(());
         }
         self.write_response_header(Box::new(resp)).await?;
@@ -413,21 +418,20 @@ impl Conn {
     /// Ends the request: the connection, ready for the next one, or `None`
     /// (closed) when it cannot carry another.
     pub async fn finish(mut self) -> Option<Conn> {
-        if self.held.is_some() {
+        if self.ex.held.is_some() {
             self.write_response_body(Bytes::new(), true).await.ok()?;
         }
-        if !matches!(self.out, Out::Done | Out::Empty) {
+        if !matches!(self.ex.out, Out::Done | Out::Empty) {
             // The response never ended: its framing is broken.
-            self.keepalive = None;
+            self.ex.keepalive = None;
         }
-        if self.keepalive.is_none() {
+        if self.ex.keepalive.is_none() {
             self.shutdown().await;
             return None;
         }
         while self.read_request_body().await.ok()?.is_some() {}
         // Nothing of this request is kept while the connection waits.
-        self.req = None;
-        self.written = None;
+        self.ex = Exchange::default();
         Some(self)
     }
 
