@@ -7,6 +7,7 @@ pub mod h1;
 use std::time::Duration;
 
 use bytes::Bytes;
+use pingora_core::apps::HttpPersistentSettings;
 use pingora_core::protocols::http::ServerSession;
 use pingora_error::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -30,6 +31,35 @@ macro_rules! both {
 }
 
 impl Session {
+    /// pingora's session for a connection whose next request `h1` leaves to
+    /// it, fed the bytes `h1` has read as its pipelined prefix.
+    pub fn handed_over(conn: h1::Conn) -> Session {
+        let (stream, read) = conn.into_parts();
+        let mut session = ServerSession::new_http1(stream);
+        // Keep-alive on (pingora's default); the gateway turns it off while
+        // shutting down and sets the configured timeout once it reads the header.
+        session.set_keepalive(Some(60));
+        if !read.is_empty() {
+            let mut settings = HttpPersistentSettings::for_session(&session);
+            settings.set_pipelined_prefix(read);
+            settings.apply_to_session(&mut session);
+        }
+        Session::Pingora(Box::new(session))
+    }
+
+    /// Ends the answered request: the connection for the next one, back in
+    /// tollgate's session whichever session read this one. `None` when it
+    /// closes (and always for an h2 stream).
+    pub async fn finish(self) -> Option<h1::Conn> {
+        match self {
+            Session::Own(conn) => conn.finish().await,
+            Session::Pingora(session) => {
+                let (stream, read) = session.finish().await.ok().flatten()?.into_parts();
+                Some(h1::Conn::new(stream, read.unwrap_or_default()))
+            }
+        }
+    }
+
     /// The request header. An own session always has one: it is built only
     /// once a header was read.
     pub fn req_header(&self) -> &RequestHeader {

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora_core::apps::{
-    HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
-};
+use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
@@ -154,17 +152,7 @@ impl Gateway {
             Ok(Ok(h1::Read::Request)) => Some(Session::Own(conn)),
             Ok(Ok(h1::Read::Closed)) => None,
             Ok(Ok(h1::Read::Fallback)) => {
-                let (stream, read) = conn.into_parts();
-                let mut session = ServerSession::new_http1(stream);
-                // Keep-alive on (pingora's default); `serve` turns it off while
-                // shutting down, `dispatch` sets the configured timeout.
-                session.set_keepalive(Some(60));
-                if !read.is_empty() {
-                    let mut settings = HttpPersistentSettings::for_session(&session);
-                    settings.set_pipelined_prefix(read);
-                    settings.apply_to_session(&mut session);
-                }
-                let mut session = Session::Pingora(Box::new(session));
+                let mut session = Session::handed_over(conn);
                 let limit = limit.saturating_sub(started.elapsed());
                 self.read_header(&mut session, limit)
                     .await
@@ -204,13 +192,7 @@ impl Gateway {
         if !reusable {
             return None;
         }
-        match session {
-            Session::Own(conn) => conn.finish().await,
-            Session::Pingora(session) => {
-                let (stream, read) = session.finish().await.ok().flatten()?.into_parts();
-                Some(h1::Conn::new(stream, read.unwrap_or_default()))
-            }
-        }
+        session.finish().await
     }
 
     /// Reads the request header. False: nothing to answer (the client closed, the
