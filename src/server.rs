@@ -19,8 +19,8 @@ use crate::upstream::probe::Prober;
 
 /// Loads config and catalog as the CLI says, applying its overrides.
 pub fn load(cli: &Cli) -> Result<State, String> {
-    let mut config =
-        Config::load(cli.config.as_deref(), &process_env).map_err(|e| e.to_string())?;
+    let explain = |e| with_lines(e, cli.config.as_deref());
+    let mut config = Config::load(cli.config.as_deref(), &process_env).map_err(explain)?;
     if let Some(listen) = cli.listen {
         config.listen = listen;
     }
@@ -33,15 +33,18 @@ pub fn load(cli: &Cli) -> Result<State, String> {
     if let Some(tls) = &config.tls {
         check_tls(tls)?;
     }
-    let file = config.file.clone();
-    State::load(config, &process_env).map_err(|e| {
-        // Problems found while compiling (routes, allow-lists) name config
-        // fields too: give them their lines.
-        match file.and_then(|f| Some((f.display().to_string(), std::fs::read_to_string(f).ok()?))) {
-            Some((name, text)) => crate::config::with_lines(e, &name, &text).to_string(),
-            None => e.to_string(),
-        }
-    })
+    State::load(config, &process_env).map_err(explain)
+}
+
+/// A load error as text, each problem of the config file at its line: those
+/// from validation and those from compiling routes and allow-lists name
+/// fields alike (error path only, so the file is read again here rather than
+/// kept).
+fn with_lines(e: crate::load_error::LoadError, file: Option<&std::path::Path>) -> String {
+    match file.and_then(|f| Some((f.display().to_string(), std::fs::read_to_string(f).ok()?))) {
+        Some((name, text)) => crate::config::with_lines(e, &name, &text).to_string(),
+        None => e.to_string(),
+    }
 }
 
 /// Reads the TLS listener's certificate chain and key now: Pingora's acceptor

@@ -190,7 +190,7 @@ impl Config {
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| ConfigError::yaml(file, &e))?
         };
-        validate::validate(raw, file, env).map_err(|e| with_lines(e, file, text))
+        validate::validate(raw, file, env)
     }
 }
 
