@@ -235,7 +235,14 @@ async fn the_idle_wait_ends_when_the_client_leaves_and_keeps_pipelined_bytes() {
 #[tokio::test]
 async fn a_kept_alive_connection_waits_only_so_long() {
     let (mut conn, _client) = pair().await;
-    let read = conn.read_request(Some(Duration::from_millis(50))).await;
+    // Bounded here, so an idle limit that does not apply fails the test
+    // instead of hanging it.
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        conn.read_request(Some(Duration::from_millis(50))),
+    )
+    .await
+    .expect("the idle limit ends the wait");
     assert_eq!(read.unwrap(), Read::Closed);
 }
 
