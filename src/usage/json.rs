@@ -7,6 +7,9 @@
 //! path occurs more than once, the last occurrence wins, as with serde_json.
 
 use std::mem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use crate::jsonbytes::{
     find_quote_or_backslash, next_bracket_or_quote, skip_ws, string_end, value_end,
@@ -52,6 +55,9 @@ pub(crate) struct MemberScanner {
     fresh: bool,
     /// Bytes were fed already (the whole-document fast path applies to the first chunk).
     started: bool,
+    /// The document's length when known beforehand (a `Content-Length`): a first
+    /// chunk that long is the whole document.
+    whole_len: Option<u64>,
 }
 
 impl MemberScanner {
@@ -74,7 +80,13 @@ impl MemberScanner {
             found: Vec::new(),
             fresh: false,
             started: false,
+            whole_len: None,
         }
+    }
+
+    /// Tells the scanner how long the whole document is, before the first bytes.
+    pub(crate) fn set_whole_len(&mut self, len: u64) {
+        self.whole_len = Some(len);
     }
 
     /// The raw value captured since the last call, if a new one completed.
@@ -90,7 +102,8 @@ impl MemberScanner {
     pub(crate) fn feed(&mut self, s: &[u8]) {
         if !mem::replace(&mut self.started, true) {
             if let [key] = self.path {
-                if let Some(found) = whole_object_member(s, key.as_bytes()) {
+                let whole = self.whole_len == Some(s.len() as u64);
+                if let Some(found) = whole_object_member(s, key.as_bytes(), whole) {
                     if let Some(value) = found {
                         self.found.clear();
                         self.found.extend_from_slice(value);
@@ -276,10 +289,15 @@ impl MemberScanner {
 /// capture it, up to its `,` or `}`), found by jumping from quote to bracket instead of
 /// stepping through every byte. `None` when `doc` is not one whole object with
 /// nothing after it but whitespace: then the streaming scan reads it.
-fn whole_object_member<'a>(doc: &'a [u8], key: &[u8]) -> Option<Option<&'a [u8]>> {
+fn whole_object_member<'a>(doc: &'a [u8], key: &[u8], whole: bool) -> Option<Option<&'a [u8]>> {
     let mut i = skip_ws(doc, 0);
     if doc.get(i) != Some(&b'{') {
         return None;
+    }
+    if whole {
+        if let Some(value) = member_before_end(doc, key) {
+            return Some(Some(value));
+        }
     }
     i = skip_ws(doc, i + 1);
     let mut found = None;
@@ -310,6 +328,59 @@ fn whole_object_member<'a>(doc: &'a [u8], key: &[u8]) -> Option<Option<&'a [u8]>
         match delimiter {
             b',' => i = skip_ws(doc, i + 1),
             b'}' => return (skip_ws(doc, i + 1) == doc.len()).then_some(found),
+            _ => return None,
+        }
+    }
+}
+
+/// The shortcut of [`whole_object_member`] for a member near the end of the object,
+/// where answers put `usage`, when `doc` is known to be the whole document (its
+/// `Content-Length`; a piece of one can end in a nested object's `}`): the first
+/// `"key":` in `doc` (found by memchr's vector search), taken when what follows its
+/// value is members of the same object up to the document's last byte, a `}`. A
+/// valid document's final `}` closes the top-level object, so the key is a member of
+/// it, and the last one of that name: no later key is `key`, even escaped. An unescaped `"key"` cannot sit inside a string (its
+/// quotes would end it), and an escaped quote before it is refused. `None`: not
+/// decided here (the key is nested, absent, only escaped, or the value too long).
+fn member_before_end<'a>(doc: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    // Building a searcher costs more than searching a small answer with it.
+    static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""usage""#));
+    let at = if key == b"usage" {
+        USAGE.find(doc)?
+    } else {
+        let mut quoted = [0u8; 34];
+        let needle = quoted.get_mut(..key.len() + 2)?;
+        needle[0] = b'"';
+        needle[1..=key.len()].copy_from_slice(key);
+        needle[key.len() + 1] = b'"';
+        memchr::memmem::find(doc, needle)?
+    };
+    let backslashes = doc[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+    if backslashes % 2 == 1 {
+        return None;
+    }
+    let mut i = skip_ws(doc, at + key.len() + 2);
+    if doc.get(i) != Some(&b':') {
+        return None;
+    }
+    let start = skip_ws(doc, i + 1);
+    i = skip_ws(doc, value_end(doc, start)?);
+    let value = doc.get(start..i).filter(|v| v.len() <= MAX_CAPTURE)?;
+    loop {
+        match *doc.get(i)? {
+            b'}' => return (skip_ws(doc, i + 1) == doc.len()).then_some(value),
+            b',' => {
+                i = skip_ws(doc, i + 1);
+                let (end, escaped) = string_end(doc, i)?;
+                if escaped || &doc[i + 1..end - 1] == key {
+                    return None;
+                }
+                i = skip_ws(doc, end);
+                if doc.get(i) != Some(&b':') {
+                    return None;
+                }
+                i = skip_ws(doc, value_end(doc, skip_ws(doc, i + 1))?);
+            }
             _ => return None,
         }
     }

@@ -9,6 +9,8 @@ use super::*;
 /// The value the scanner captures from `doc` cut at `cuts`, parsed.
 fn scan(path: &'static [&'static str], doc: &[u8], cuts: &[usize]) -> Option<Value> {
     let mut s = MemberScanner::new(path);
+    // As a Content-Length tells it: only an uncut document arrives whole.
+    s.set_whole_len(doc.len() as u64);
     let mut last = None;
     let mut from = 0;
     for &cut in cuts.iter().chain([&doc.len()]) {
@@ -80,6 +82,39 @@ fn no_match_in_arrays_strings_or_other_levels() {
             String::from_utf8_lossy(doc)
         );
     }
+}
+
+#[test]
+fn a_whole_answer_is_read_from_its_first_usage_key_only_when_that_key_is_top_level() {
+    // Each document arrives whole, so the whole-document path answers; the answer
+    // is serde_json's whether the shortcut from the first `"usage":` holds or not.
+    for doc in [
+        &br#"{"choices":[{"usage":1}],"usage":2}"#[..],
+        br#"{"a":{"usage":1},"usage":2,"b":[3]}"#,
+        br#"{"usage":1,"usage":2}"#,
+        br#"{"usage":1,"\u0075sage":2}"#,
+        br#"{"usage":1,"x":{"usage":3},"y":"usage"}"#,
+        br#"{"kind":"usage","usage":{"n":4}}"#,
+        br#"{"a":"\"usage\":5}","usage":6}"#,
+        br#"{"a":"\\","usage":7 , "z" : null }"#,
+        br#"{"usage":{"usage":8}}"#,
+        br#"{"usage":9}  "#,
+    ] {
+        assert_eq!(
+            scan(&["usage"], doc, &[]),
+            oracle(&["usage"], doc),
+            "{}",
+            String::from_utf8_lossy(doc)
+        );
+    }
+    // A first piece that ends in a nested object's `}` is not the whole answer.
+    let doc = br#"{"a":{"usage":null},"usage":2}"#;
+    assert_eq!(scan(&["usage"], doc, &[19]), Some(Value::from(2)));
+    // Not a whole object: the shortcut does not answer, the streaming scan does.
+    assert_eq!(
+        scan(&["usage"], br#"{"usage":1,"b":2"#, &[]),
+        Some(Value::from(1))
+    );
 }
 
 #[test]

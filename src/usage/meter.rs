@@ -37,9 +37,13 @@ impl Meter {
             .get(http::header::CONTENT_TYPE)
             .map(|v| v.as_bytes());
         let format = Format::detect(api, content_type);
+        let length = resp.headers.get(http::header::CONTENT_LENGTH);
         // Stripping changes the length: never on a Content-Length framed body.
-        let strip = self.strip && !resp.headers.contains_key(http::header::CONTENT_LENGTH);
-        self.tracker = Some(UsageTracker::new(format, strip));
+        let mut tracker = UsageTracker::new(format, self.strip && length.is_none());
+        if let Some(len) = length.and_then(|v| crate::decimal::parse(v.as_bytes())) {
+            tracker.set_body_len(len);
+        }
+        self.tracker = Some(tracker);
     }
 
     /// Whether the response being measured is an event stream.

@@ -173,6 +173,14 @@ impl UsageTracker {
         }
     }
 
+    /// Tells a JSON body's reader the body's length (its `Content-Length`), before
+    /// the first chunk: a first chunk that long is read as the whole document.
+    pub fn set_body_len(&mut self, len: u64) {
+        if let Body::Json(scanner) = &mut self.body {
+            scanner.set_whole_len(len);
+        }
+    }
+
     /// Feeds one chunk of the body as received. Returns the bytes to send to the client:
     /// `None` = send the chunk exactly as it is (the common case, zero-copy);
     /// `Some(bytes)` = send these instead (stripping mode only: every event the chunk

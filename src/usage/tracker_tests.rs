@@ -12,6 +12,10 @@ const FRAMINGS: [Framing; 4] = [LF, CRLF, CR, LF_NO_SPACE];
 /// Feeds `body` cut at `cuts` (ascending offsets); returns what the client receives, and the tracker.
 fn run(format: Format, strip: bool, body: &[u8], cuts: &[usize]) -> (Vec<u8>, UsageTracker) {
     let mut t = UsageTracker::new(format, strip);
+    if !strip {
+        // As the meter does for a Content-Length framed answer (never stripped).
+        t.set_body_len(body.len() as u64);
+    }
     let mut out = Vec::new();
     let mut from = 0;
     for &cut in cuts.iter().chain([&body.len()]) {
