@@ -85,6 +85,7 @@ pub(super) fn compile(text: &str, source: Source) -> Result<Catalog, CatalogErro
                 .transpose()
                 .map_err(|reason| invalid(format!("{mat}.pricing"), reason))?;
             models.push(Model {
+                id_header: http::HeaderValue::from_str(&m.id).ok(),
                 id: m.id.into(),
                 provider: pi,
                 display_name: m.display_name.map(Into::into),
@@ -100,6 +101,7 @@ pub(super) fn compile(text: &str, source: Source) -> Result<Catalog, CatalogErro
         }
         providers.push(Provider {
             env: env_prefix(&p.id).into(),
+            id_header: http::HeaderValue::from_str(&p.id).ok(),
             id: p.id.into(),
             name: p.name.into(),
             aliases: p.aliases.into_iter().map(Into::into).collect(),

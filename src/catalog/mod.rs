@@ -43,6 +43,8 @@ pub struct Price {
 #[derive(Debug)]
 pub struct Provider {
     pub id: Box<str>,
+    /// The ID as an `x-tollgate-provider` value, built once (`None`: not a valid one).
+    pub id_header: Option<http::HeaderValue>,
     pub name: Box<str>,
     pub aliases: Vec<Box<str>>,
     /// As written in the catalog; may hold `{VAR}` placeholders filled from `{P}_VAR`.
@@ -62,6 +64,8 @@ pub struct Provider {
 #[derive(Debug)]
 pub struct Model {
     pub id: Box<str>,
+    /// The ID as an `x-tollgate-model` value, built once (`None`: not a valid one).
+    pub id_header: Option<http::HeaderValue>,
     pub provider: usize,
     pub display_name: Option<Box<str>>,
     pub context_window: Option<u64>,

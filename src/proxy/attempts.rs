@@ -327,12 +327,18 @@ fn soonest_cooldown(state: &State, targets: &[Target]) -> u64 {
 
 fn response_headers(state: &State, target: &Target, routed: bool) -> Vec<ExtraHeader> {
     let mut h = Vec::with_capacity(2);
-    let provider = &state.catalog.providers[target.provider].id;
-    if let Ok(v) = HeaderValue::from_str(provider) {
+    // A catalog name's value was built with the catalog: a clone shares it.
+    let provider = state.catalog.providers.get(target.provider);
+    if let Some(v) = provider.and_then(|p| p.id_header.clone()) {
         h.push((HeaderName::from_static("x-tollgate-provider"), v));
     }
     if routed {
-        if let Ok(v) = HeaderValue::from_bytes(target.upstream_model.as_bytes()) {
+        let listed = target.model.and_then(|i| state.catalog.models.get(i));
+        let value = match listed {
+            Some(m) => m.id_header.clone(),
+            None => HeaderValue::from_bytes(target.upstream_model.as_bytes()).ok(),
+        };
+        if let Some(v) = value {
             h.push((HeaderName::from_static("x-tollgate-model"), v));
         }
     }

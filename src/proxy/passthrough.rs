@@ -47,7 +47,7 @@ pub async fn handle(
     }
     let body = request::read_body(session, state.config.max_body, &state.config.downstream).await?;
     let method = session.req_header().method.clone();
-    let query = session.req_header().uri.query().map(|q| format!("?{q}"));
+    let query = session.req_header().uri.query().map(str::to_owned);
     let targets = [Target {
         provider,
         model: None,
@@ -57,7 +57,10 @@ pub async fn handle(
         caller: &caller,
         targets: &targets,
         method,
-        path: &|base: &str| format!("{base}/{path}{}", query.as_deref().unwrap_or("")),
+        path: &|base: &str| match &query {
+            Some(q) => [base, "/", path, "?", q].concat(),
+            None => [base, "/", path].concat(),
+        },
         body: &|_| body.clone(),
         endpoint: None,
     };

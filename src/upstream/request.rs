@@ -6,28 +6,32 @@ use pingora_http::RequestHeader;
 
 /// Headers never copied from the client: hop-by-hop (RFC 9110 §7.6.1), framing that
 /// tollgate sets itself, the client's credentials, and `accept-encoding` (usage is
-/// read from the response, so it must come back uncompressed).
-const DROPPED: &[&str] = &[
-    "host",
-    "authorization",
-    "x-api-key",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-    "expect",
-    "accept-encoding",
-    "http2-settings",
-];
+/// read from the response, so it must come back uncompressed). A `match`, so each
+/// client header costs a length switch and a compare or two, not fifteen compares.
+fn never_copied(name: &str) -> bool {
+    matches!(
+        name,
+        "host"
+            | "authorization"
+            | "x-api-key"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+            | "accept-encoding"
+            | "http2-settings"
+    )
+}
 
 fn dropped(name: &HeaderName, connection_listed: &[&str]) -> bool {
     let n = name.as_str();
-    DROPPED.contains(&n) || connection_listed.iter().any(|c| c.eq_ignore_ascii_case(n))
+    never_copied(n) || connection_listed.iter().any(|c| c.eq_ignore_ascii_case(n))
 }
 
 /// What one attempt sends.
@@ -82,7 +86,7 @@ pub fn build(client: &RequestHeader, out: &Outgoing<'_>) -> pingora_error::Resul
     // A default never stands in for a field tollgate sets or drops itself.
     let auth_name = out.auth.as_ref().map(|(name, _)| name);
     for (name, value) in out.defaults {
-        let own = DROPPED.contains(&name.as_str()) || auth_name == Some(name);
+        let own = never_copied(name.as_str()) || auth_name == Some(name);
         if !own && (!client.headers.contains_key(name) || dropped(name, &listed)) {
             field(&mut w, name, value);
         }
