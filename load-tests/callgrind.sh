@@ -7,6 +7,7 @@
 #   load-tests/callgrind.sh                 # noacct, plain, limits
 #   load-tests/callgrind.sh limits plain    # any subset
 #   STREAM=1 load-tests/callgrind.sh        # the same, for SSE answers
+#   BIN=/tmp/tollgate-old NO_BUILD=1 load-tests/callgrind.sh plain   # another binary
 #
 # plain  = accounting on, access key without limits (the reference)
 # noacct = accounting off
@@ -43,7 +44,7 @@ total() {
   local port; port=$(port)
   OPENAI_API_URL=http://127.0.0.1:$MOCK/v1 OPENAI_API_KEY=sk-bench RUST_LOG=error \
     valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
-    "$ROOT/target/release/tollgate" -c "$TMP/pingora.yaml" --config "$TMP/$1.yaml" \
+    "${BIN:-$ROOT/target/release/tollgate}" -c "$TMP/pingora.yaml" --config "$TMP/$1.yaml" \
     --listen 127.0.0.1:$port --metrics-listen 127.0.0.1:$(port) >/dev/null 2>"$TMP/cg.err" &
   local pid=$!; PIDS+=($pid)
   # valgrind starts slowly: up to 60 s.
