@@ -3,7 +3,6 @@
 //! last byte.
 
 use std::sync::LazyLock;
-use std::time::Instant;
 
 use crate::billing::{self, Charge};
 use crate::catalog::Price;
@@ -53,20 +52,28 @@ pub fn settle(state: &State, ctx: &Ctx) -> Settled {
     let status = STATUS
         .get(usize::from(ctx.response.status))
         .map_or("0", String::as_str);
-    m.requests
-        .with_label_values(&[access, provider, model, status])
-        .inc();
-    if let Some(started) = ctx.started {
-        let now = Instant::now();
-        m.duration
-            .with_label_values(&[provider])
-            .observe(now.duration_since(started).as_secs_f64());
-        if let Some(first) = ctx.response.first_byte {
-            m.ttfb
-                .with_label_values(&[provider])
-                .observe(first.duration_since(started).as_secs_f64());
-        }
-    }
+    let index = |i: Option<usize>| i.map_or(u32::MAX, |i| u32::try_from(i).unwrap_or(u32::MAX));
+    let key = (
+        state.generation,
+        index(ctx.auth.access_key),
+        index(ctx.route.provider),
+        index(ctx.route.model),
+    );
+    let (duration, ttfb) = match ctx.started {
+        Some(started) => (
+            Some(started.elapsed().as_secs_f64()),
+            ctx.response
+                .first_byte
+                .map(|first| first.duration_since(started).as_secs_f64()),
+        ),
+        None => (None, None),
+    };
+    m.served(
+        (key, ctx.response.status),
+        [access, provider, model, status],
+        duration,
+        ttfb,
+    );
     if let Some(cut) = ctx.response.cut {
         m.aborted.with_label_values(&[provider, cut.label()]).inc();
     }
@@ -102,13 +109,6 @@ pub fn settle(state: &State, ctx: &Ctx) -> Settled {
         }
     }
     let charge = billing::charge(billing_kind, Some(&usage), price.as_ref(), state.config.fee);
-    let index = |i: Option<usize>| i.map_or(u32::MAX, |i| u32::try_from(i).unwrap_or(u32::MAX));
-    let key = (
-        state.generation,
-        index(ctx.auth.access_key),
-        index(ctx.route.provider),
-        index(ctx.route.model),
-    );
     m.add_spend(key, labels3, [usage.input, usage.output, charge.total()]);
     Settled {
         charge,

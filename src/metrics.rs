@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use pingora_prometheus::prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
-    HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
 };
 
 /// Label of a model the catalog does not list (keeps the series count bounded).
@@ -139,11 +139,36 @@ struct Spend([Option<IntCounter>; 3]);
 /// indices in that state (`u32::MAX` for none).
 pub type SpendKey = (u64, u32, u32, u32);
 
-/// Each worker thread's [`Spend`] counters of the current state generation.
+/// The request counter and latency histograms a finished request is counted in.
+struct Served {
+    requests: IntCounter,
+    /// Made when first observed, as the series would be without the cache.
+    duration: Option<Histogram>,
+    ttfb: Option<Histogram>,
+}
+
+/// Which [`Served`]: a [`SpendKey`] and the response status.
+pub type ServedKey = (SpendKey, u16);
+
+/// Each worker thread's [`Spend`] and [`Served`] series of the current state
+/// generation.
 #[derive(Default)]
 struct SpendCache {
     generation: u64,
     series: HashMap<SpendKey, Spend, BuildHasherDefault<IndexHasher>>,
+    served: HashMap<ServedKey, Served, BuildHasherDefault<IndexHasher>>,
+}
+
+impl SpendCache {
+    /// The cache, emptied first when `generation` is not the one it holds.
+    fn at(&mut self, generation: u64) -> &mut Self {
+        if self.generation != generation {
+            self.generation = generation;
+            self.series.clear();
+            self.served.clear();
+        }
+        self
+    }
 }
 
 thread_local! {
@@ -160,11 +185,7 @@ impl Metrics {
     pub fn add_spend(&self, key: SpendKey, labels: [&str; 3], amounts: [u64; 3]) {
         SPEND.with(|cache| {
             let mut cache = cache.borrow_mut();
-            if cache.generation != key.0 {
-                cache.generation = key.0;
-                cache.series.clear();
-            }
-            let spend = cache.series.entry(key).or_default();
+            let spend = cache.at(key.0).series.entry(key).or_default();
             let [access, provider, model] = labels;
             for (i, (slot, n)) in spend.0.iter_mut().zip(amounts).enumerate() {
                 if n == 0 {
@@ -180,6 +201,47 @@ impl Metrics {
                     _ => self.credits.with_label_values(&labels),
                 })
                 .inc_by(n);
+            }
+        });
+    }
+}
+
+impl Metrics {
+    /// Counts a finished request in `tollgate_requests_total` under `labels`
+    /// (access key, provider, model, status), which `key` names, and observes its
+    /// duration and time to first byte (seconds) under the provider. Cached per
+    /// thread as [`Metrics::add_spend`]'s counters are.
+    pub fn served(
+        &self,
+        key: ServedKey,
+        labels: [&str; 4],
+        duration: Option<f64>,
+        ttfb: Option<f64>,
+    ) {
+        SPEND.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let served = cache
+                .at(key.0 .0)
+                .served
+                .entry(key)
+                .or_insert_with(|| Served {
+                    requests: self.requests.with_label_values(&labels),
+                    duration: None,
+                    ttfb: None,
+                });
+            served.requests.inc();
+            let provider = [labels[1]];
+            if let Some(d) = duration {
+                let h = served
+                    .duration
+                    .get_or_insert_with(|| self.duration.with_label_values(&provider));
+                h.observe(d);
+            }
+            if let Some(t) = ttfb {
+                let h = served
+                    .ttfb
+                    .get_or_insert_with(|| self.ttfb.with_label_values(&provider));
+                h.observe(t);
             }
         });
     }

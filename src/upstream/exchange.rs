@@ -248,8 +248,7 @@ impl Exchanger {
     ) -> Result<Relayed, AttemptError> {
         let resp = prepare_response(head, a.extra);
         let status = resp.status.as_u16();
-        meter.start(&resp);
-        let first_byte = Instant::now();
+        let first_byte = meter.start(&resp);
         session
             .write_response_header(resp)
             .await

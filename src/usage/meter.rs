@@ -28,10 +28,12 @@ impl Meter {
         }
     }
 
-    /// Starts measuring the response described by `resp`.
-    pub fn start(&mut self, resp: &ResponseHeader) {
-        self.started = Some(std::time::Instant::now());
-        let Some(api) = self.api else { return };
+    /// Starts measuring the answer whose header is `resp`; returns the time, which
+    /// is also the answer's first byte as far as the client is concerned.
+    pub fn start(&mut self, resp: &ResponseHeader) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        self.started = Some(now);
+        let Some(api) = self.api else { return now };
         let content_type = resp
             .headers
             .get(http::header::CONTENT_TYPE)
@@ -44,6 +46,7 @@ impl Meter {
             tracker.set_body_len(len);
         }
         self.tracker = Some(tracker);
+        now
     }
 
     /// Whether the response being measured is an event stream.
