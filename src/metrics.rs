@@ -141,6 +141,7 @@ pub type SpendKey = (u64, u32, u32, u32);
 
 /// The request counter and latency histograms a finished request is counted in.
 struct Served {
+    /// `tollgate_requests_total` of the access key, provider, model and status.
     requests: IntCounter,
     /// Made when first observed, as the series would be without the cache.
     duration: Option<Histogram>,
@@ -153,13 +154,13 @@ pub type ServedKey = (SpendKey, u16);
 /// Each worker thread's [`Spend`] and [`Served`] series of the current state
 /// generation.
 #[derive(Default)]
-struct SpendCache {
+struct SeriesCache {
     generation: u64,
     series: HashMap<SpendKey, Spend, BuildHasherDefault<IndexHasher>>,
     served: HashMap<ServedKey, Served, BuildHasherDefault<IndexHasher>>,
 }
 
-impl SpendCache {
+impl SeriesCache {
     /// The cache, emptied first when `generation` is not the one it holds.
     fn at(&mut self, generation: u64) -> &mut Self {
         if self.generation != generation {
@@ -172,7 +173,7 @@ impl SpendCache {
 }
 
 thread_local! {
-    static SPEND: RefCell<SpendCache> = RefCell::new(SpendCache::default());
+    static SERIES: RefCell<SeriesCache> = RefCell::new(SeriesCache::default());
 }
 
 impl Metrics {
@@ -183,7 +184,7 @@ impl Metrics {
     /// map lookup), so each thread keeps the counters it used; a new state generation
     /// (a reload, which may renumber keys and models) starts afresh.
     pub fn add_spend(&self, key: SpendKey, labels: [&str; 3], amounts: [u64; 3]) {
-        SPEND.with(|cache| {
+        SERIES.with(|cache| {
             let mut cache = cache.borrow_mut();
             let spend = cache.at(key.0).series.entry(key).or_default();
             let [access, provider, model] = labels;
@@ -218,7 +219,7 @@ impl Metrics {
         duration: Option<f64>,
         ttfb: Option<f64>,
     ) {
-        SPEND.with(|cache| {
+        SERIES.with(|cache| {
             let mut cache = cache.borrow_mut();
             let served = cache
                 .at(key.0 .0)
@@ -287,6 +288,50 @@ mod tests {
             });
             all.then(|| m.get_counter().value())
         })
+    }
+
+    fn histogram_count(name: &str, provider: &str) -> Option<u64> {
+        let families = pingora_prometheus::prometheus::gather();
+        let family = families.iter().find(|f| f.name() == name)?;
+        family.get_metric().iter().find_map(|m| {
+            let hit = m
+                .get_label()
+                .iter()
+                .any(|l| l.name() == "provider" && l.value() == provider);
+            hit.then(|| m.get_histogram().get_sample_count())
+        })
+    }
+
+    #[test]
+    fn served_counts_each_status_apart_and_makes_histograms_when_observed() {
+        let m = metrics().expect("metrics register");
+        let ok = ["served-test", "served-provider", "m", "200"];
+        let key = (3, 0, 0, 0);
+        m.served((key, 200), ok, Some(0.5), None);
+        m.served((key, 200), ok, Some(0.25), None);
+        m.served(
+            (key, 502),
+            ["served-test", "served-provider", "m", "502"],
+            None,
+            None,
+        );
+        let count = |status| {
+            value(
+                "tollgate_requests_total",
+                &[("access_key", "served-test"), ("status", status)],
+            )
+        };
+        assert_eq!(count("200"), Some(2.0));
+        assert_eq!(count("502"), Some(1.0));
+        let duration = "tollgate_request_duration_seconds";
+        let ttfb = "tollgate_time_to_first_byte_seconds";
+        assert_eq!(histogram_count(duration, "served-provider"), Some(2));
+        assert_eq!(histogram_count(ttfb, "served-provider"), None);
+        // A new generation resolves the labels again: the same series, counting on.
+        m.served(((4, 9, 9, 9), 200), ok, Some(0.1), Some(0.05));
+        assert_eq!(count("200"), Some(3.0));
+        assert_eq!(histogram_count(duration, "served-provider"), Some(3));
+        assert_eq!(histogram_count(ttfb, "served-provider"), Some(1));
     }
 
     #[test]

@@ -288,7 +288,9 @@ impl MemberScanner {
 /// do: the raw value of the last top-level member `key` (as the streaming scan would
 /// capture it, up to its `,` or `}`), found by jumping from quote to bracket instead of
 /// stepping through every byte. `None` when `doc` is not one whole object with
-/// nothing after it but whitespace: then the streaming scan reads it.
+/// nothing after it but whitespace: then the streaming scan reads it. `whole`: `doc`
+/// is known to be the entire document (its length is the `Content-Length`), which
+/// lets [`member_before_end`] try first.
 fn whole_object_member<'a>(doc: &'a [u8], key: &[u8], whole: bool) -> Option<Option<&'a [u8]>> {
     let mut i = skip_ws(doc, 0);
     if doc.get(i) != Some(&b'{') {
@@ -338,10 +340,17 @@ fn whole_object_member<'a>(doc: &'a [u8], key: &[u8], whole: bool) -> Option<Opt
 /// `Content-Length`; a piece of one can end in a nested object's `}`): the first
 /// `"key":` in `doc` (found by memchr's vector search), taken when what follows its
 /// value is members of the same object up to the document's last byte, a `}`. A
-/// valid document's final `}` closes the top-level object, so the key is a member of
-/// it, and the last one of that name: no later key is `key`, even escaped. An unescaped `"key"` cannot sit inside a string (its
-/// quotes would end it), and an escaped quote before it is refused. `None`: not
-/// decided here (the key is nested, absent, only escaped, or the value too long).
+/// valid document's final `}` closes the top-level object, so the key is a member
+/// of it, and the last one of that name: no later key is `key`, even escaped. An
+/// unescaped `"key"` cannot sit inside a string (its quotes would end it), and an
+/// escaped quote before it is refused.
+///
+/// `None`: not decided here (the key is nested, absent, only escaped, used as a
+/// value, followed by a key with escapes, longer than 32 bytes, or its value is too
+/// long). The bytes before the key are not read, so a malformed answer can be read
+/// differently whole than in pieces (`{"a":{"usage":1}` whole gives 1): only a
+/// provider's broken JSON can do that; a client's text arrives inside its strings,
+/// escaped, and cannot.
 fn member_before_end<'a>(doc: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     // Building a searcher costs more than searching a small answer with it.
     static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""usage""#));

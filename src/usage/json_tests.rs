@@ -6,11 +6,26 @@ use serde_json::{Map, Value};
 
 use super::*;
 
-/// The value the scanner captures from `doc` cut at `cuts`, parsed.
+/// The value the scanner captures from `doc` cut at `cuts`, parsed; the same
+/// whether the scanner knows the document's length (as a Content-Length tells
+/// it, so that an uncut document is read as a whole one) or not.
 fn scan(path: &'static [&'static str], doc: &[u8], cuts: &[usize]) -> Option<Value> {
+    let sized = scan_as(path, doc, cuts, Some(doc.len() as u64));
+    let streamed = scan_as(path, doc, cuts, None);
+    assert_eq!(sized, streamed, "{}", String::from_utf8_lossy(doc));
+    sized
+}
+
+fn scan_as(
+    path: &'static [&'static str],
+    doc: &[u8],
+    cuts: &[usize],
+    whole_len: Option<u64>,
+) -> Option<Value> {
     let mut s = MemberScanner::new(path);
-    // As a Content-Length tells it: only an uncut document arrives whole.
-    s.set_whole_len(doc.len() as u64);
+    if let Some(len) = whole_len {
+        s.set_whole_len(len);
+    }
     let mut last = None;
     let mut from = 0;
     for &cut in cuts.iter().chain([&doc.len()]) {
