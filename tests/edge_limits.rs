@@ -136,6 +136,43 @@ async fn idle_keepalive_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn a_kept_alive_connections_next_header_is_timed_from_its_first_byte() {
+    let mock = MockProvider::new().start();
+    let gw = gateway(
+        &mock,
+        "  keepalive_timeout: 5s\n  header_timeout: 500ms\n  read_timeout: 5s\n",
+    );
+    let mut s = connect(&gw);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Idle for longer than the header timeout is fine: keep-alive allows 5 s.
+    std::thread::sleep(Duration::from_millis(800));
+    let start = Instant::now();
+    // Then a header that trickles in, a byte every 100 ms, never ending.
+    let writer = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        let mut w = writer;
+        for b in b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if w.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let answer = read_all(&mut s);
+    let took = start.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    trickle.join().unwrap();
+}
+
+#[tokio::test]
 async fn requests_beyond_the_in_flight_bound_get_503() {
     let mock = MockProvider::new()
         .chunks(10)

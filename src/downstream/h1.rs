@@ -129,19 +129,29 @@ impl Conn {
         (self.stream, self.buf)
     }
 
+    /// Waits up to `idle` for a kept-alive connection's next request to start:
+    /// false when the client closed it or sent nothing in time.
+    pub async fn wait_next(&mut self, idle: Duration) -> Result<bool> {
+        if !self.buf.is_empty() {
+            return Ok(true);
+        }
+        match timeout(idle, self.fill()).await {
+            Ok(Ok(n)) => Ok(n > 0),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(false),
+        }
+    }
+
     /// Reads the next request header. `idle`: how long a kept-alive
     /// connection may wait for the next request to start ([`Read::Closed`]
     /// after that).
     pub async fn read_request(&mut self, idle: Option<Duration>) -> Result<Read> {
-        self.ex = Exchange::default();
-        if let (Some(idle), true) = (idle, self.buf.is_empty()) {
-            match timeout(idle, self.fill()).await {
-                Ok(Ok(n)) if n > 0 => {}
-                Ok(Err(e)) => return Err(e),
-                // Closed, or idle for too long.
-                _ => return Ok(Read::Closed),
+        if let Some(idle) = idle {
+            if !self.wait_next(idle).await? {
+                return Ok(Read::Closed);
             }
         }
+        self.ex = Exchange::default();
         loop {
             if let Some(read) = self.parse() {
                 return Ok(read);

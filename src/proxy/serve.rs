@@ -57,9 +57,10 @@ impl ServerApp for Front {
         loop {
             let session = self.0.next_request(conn, limit, idle).await?;
             conn = self.0.serve(session, shutdown).await?;
-            // A kept-alive connection: the wait for the next request, then its header.
-            limit = header.saturating_add(keepalive);
-            // Whole seconds, at least one, as pingora kept them.
+            // A kept-alive connection: the wait for the next request to start
+            // (whole seconds, at least one, as pingora kept them), then its
+            // header within the header timeout.
+            limit = header;
             idle = Some(Duration::from_secs(keepalive.as_secs().max(1)));
         }
     }
@@ -130,22 +131,42 @@ impl HttpServerApp for Gateway {
 }
 
 impl Gateway {
-    /// Reads the next request of an HTTP/1.1 connection (within `limit`, its
-    /// start within `idle` on a kept-alive one):
+    /// Reads the next request of an HTTP/1.1 connection (its start within
+    /// `idle` on a kept-alive one, then its header within `limit`):
     /// into tollgate's own session when its header is a plain one, else into
     /// pingora's. `None`: nothing to answer (the client closed, the service is
     /// stopping, or the header was malformed or too slow and has been answered).
+    ///
+    /// The two waits are apart so that each request registers one timer, not
+    /// two nested ones: a header that arrives whole with its first byte never
+    /// waits under the second.
     async fn next_request(
         &self,
         mut conn: h1::Conn,
         limit: Duration,
         idle: Option<Duration>,
     ) -> Option<Session> {
+        if let Some(idle) = idle {
+            let waited = tokio::select! {
+                // Biased: a request already buffered is answered, not dropped.
+                biased;
+                w = conn.wait_next(idle) => w,
+                () = self.closing() => return None,
+            };
+            match waited {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    log::debug!("waiting for a request: {e}");
+                    conn.shutdown().await;
+                    return None;
+                }
+            }
+        }
         let started = Instant::now();
         let read = tokio::select! {
-            // Biased: a request already buffered is answered, not dropped.
             biased;
-            r = timeout(limit, conn.read_request(idle)) => r,
+            r = timeout(limit, conn.read_request(None)) => r,
             () = self.closing() => return None,
         };
         match read {
