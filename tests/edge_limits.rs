@@ -24,6 +24,17 @@ fn connect(gw: &Gateway) -> TcpStream {
     s
 }
 
+/// A connection that has had one request answered and is kept alive.
+fn kept_alive(gw: &Gateway) -> TcpStream {
+    let mut s = connect(gw);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    s
+}
+
 /// Reads until the server closes or `limit` passes; what arrived.
 fn read_all(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
@@ -118,12 +129,8 @@ async fn a_silent_client_is_cut_at_the_read_timeout() {
 async fn idle_keepalive_connections_are_closed() {
     let mock = MockProvider::new().start();
     let gw = gateway(&mock, "  keepalive_timeout: 1s\n");
-    let mut s = connect(&gw);
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    let mut s = kept_alive(&gw);
     let mut buf = [0u8; 1024];
-    let n = s.read(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let start = Instant::now();
     // The server closes the idle connection: the next read sees EOF.
     let n = s.read(&mut buf).unwrap_or(0);
@@ -142,12 +149,7 @@ async fn a_kept_alive_connections_next_header_is_timed_from_its_first_byte() {
         &mock,
         "  keepalive_timeout: 5s\n  header_timeout: 500ms\n  read_timeout: 5s\n",
     );
-    let mut s = connect(&gw);
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = s.read(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let mut s = kept_alive(&gw);
     // Idle for longer than the header timeout is fine: keep-alive allows 5 s.
     std::thread::sleep(Duration::from_millis(800));
     let start = Instant::now();
