@@ -205,9 +205,7 @@ impl Metrics {
             }
         });
     }
-}
 
-impl Metrics {
     /// Counts a finished request in `tollgate_requests_total` under `labels`
     /// (access key, provider, model, status), which `key` names, and observes its
     /// duration and time to first byte (seconds) under the provider. Cached per

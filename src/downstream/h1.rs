@@ -142,15 +142,9 @@ impl Conn {
         }
     }
 
-    /// Reads the next request header. `idle`: how long a kept-alive
-    /// connection may wait for the next request to start ([`Read::Closed`]
-    /// after that).
-    pub async fn read_request(&mut self, idle: Option<Duration>) -> Result<Read> {
-        if let Some(idle) = idle {
-            if !self.wait_next(idle).await? {
-                return Ok(Read::Closed);
-            }
-        }
+    /// Reads the next request header (on a kept-alive connection, after
+    /// [`Conn::wait_next`]).
+    pub async fn read_request(&mut self) -> Result<Read> {
         self.ex = Exchange::default();
         loop {
             if let Some(read) = self.parse() {

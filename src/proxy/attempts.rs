@@ -17,6 +17,21 @@ use crate::upstream::health::{self, now_ms, Outcome, Unusable};
 use crate::upstream::ProviderKey;
 use crate::upstream::{auth_header, request as upreq};
 
+/// An upstream path: `parts` joined, then `?query` if there is one, in one
+/// allocation of the right size (`format!` spent ~700 instructions on it).
+pub fn upstream_path(parts: &[&str], query: Option<&str>) -> String {
+    let len = parts.iter().map(|p| p.len()).sum::<usize>() + query.map_or(0, |q| q.len() + 1);
+    let mut path = String::with_capacity(len);
+    for part in parts {
+        path.push_str(part);
+    }
+    if let Some(q) = query {
+        path.push('?');
+        path.push_str(q);
+    }
+    path
+}
+
 /// What to send, whatever the candidate.
 pub struct Plan<'a> {
     pub caller: &'a Caller,

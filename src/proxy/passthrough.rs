@@ -57,10 +57,7 @@ pub async fn handle(
         caller: &caller,
         targets: &targets,
         method,
-        path: &|base: &str| match &query {
-            Some(q) => [base, "/", path, "?", q].concat(),
-            None => [base, "/", path].concat(),
-        },
+        path: &|base: &str| attempts::upstream_path(&[base, "/", path], query.as_deref()),
         body: &|_| body.clone(),
         endpoint: None,
     };

@@ -83,11 +83,7 @@ pub async fn handle(
         caller: &caller,
         targets: &targets,
         method: Method::POST,
-        // `concat` sizes the path once; `format!` spent ~700 instructions on it.
-        path: &|base: &str| match &query {
-            Some(q) => [base, endpoint.suffix(), "?", q].concat(),
-            None => [base, endpoint.suffix()].concat(),
-        },
+        path: &|base: &str| attempts::upstream_path(&[base, endpoint.suffix()], query.as_deref()),
         body: &|t: &Target| rewrite(body, model_span.clone(), t),
         endpoint: Some(endpoint),
     };

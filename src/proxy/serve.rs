@@ -166,7 +166,7 @@ impl Gateway {
         let started = Instant::now();
         let read = tokio::select! {
             biased;
-            r = timeout(limit, conn.read_request(None)) => r,
+            r = timeout(limit, conn.read_request()) => r,
             () = self.closing() => return None,
         };
         match read {

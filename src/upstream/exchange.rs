@@ -246,9 +246,13 @@ impl Exchanger {
         key: u64,
         meter: &mut Meter,
     ) -> Result<Relayed, AttemptError> {
+        let body_len = match head.framing {
+            Framing::Length(n) => Some(n),
+            Framing::Chunked | Framing::None => None,
+        };
         let resp = prepare_response(head, a.extra);
         let status = resp.status.as_u16();
-        let first_byte = meter.start(&resp);
+        let first_byte = meter.start(&resp, body_len);
         session
             .write_response_header(resp)
             .await

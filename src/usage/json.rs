@@ -346,24 +346,19 @@ fn whole_object_member<'a>(doc: &'a [u8], key: &[u8], whole: bool) -> Option<Opt
 /// escaped quote before it is refused.
 ///
 /// `None`: not decided here (the key is nested, absent, only escaped, used as a
-/// value, followed by a key with escapes, longer than 32 bytes, or its value is too
-/// long). The bytes before the key are not read, so a malformed answer can be read
+/// value, followed by a key with escapes, or its value is too long; any other `key`
+/// than `usage`). The bytes before the key are not read, so a malformed answer can be read
 /// differently whole than in pieces (`{"a":{"usage":1}` whole gives 1): only a
 /// provider's broken JSON can do that; a client's text arrives inside its strings,
 /// escaped, and cannot.
 fn member_before_end<'a>(doc: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    // Building a searcher costs more than searching a small answer with it.
+    // Built once: building a searcher costs more than searching an answer with it.
+    // `usage` is the one top-level key read from whole answers.
     static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""usage""#));
-    let at = if key == b"usage" {
-        USAGE.find(doc)?
-    } else {
-        let mut quoted = [0u8; 34];
-        let needle = quoted.get_mut(..key.len() + 2)?;
-        needle[0] = b'"';
-        needle[1..=key.len()].copy_from_slice(key);
-        needle[key.len() + 1] = b'"';
-        memchr::memmem::find(doc, needle)?
-    };
+    if key != b"usage" {
+        return None;
+    }
+    let at = USAGE.find(doc)?;
     let backslashes = doc[..at].iter().rev().take_while(|&&b| b == b'\\').count();
     if backslashes % 2 == 1 {
         return None;

@@ -28,9 +28,10 @@ impl Meter {
         }
     }
 
-    /// Starts measuring the answer whose header is `resp`; returns the time, which
-    /// is also the answer's first byte as far as the client is concerned.
-    pub fn start(&mut self, resp: &ResponseHeader) -> std::time::Instant {
+    /// Starts measuring the answer whose header is `resp` and whose body is
+    /// `body_len` long (`None`: not sized in advance); returns the time, which is
+    /// also the answer's first byte as far as the client is concerned.
+    pub fn start(&mut self, resp: &ResponseHeader, body_len: Option<u64>) -> std::time::Instant {
         let now = std::time::Instant::now();
         self.started = Some(now);
         let Some(api) = self.api else { return now };
@@ -39,10 +40,9 @@ impl Meter {
             .get(http::header::CONTENT_TYPE)
             .map(|v| v.as_bytes());
         let format = Format::detect(api, content_type);
-        let length = resp.headers.get(http::header::CONTENT_LENGTH);
         // Stripping changes the length: never on a Content-Length framed body.
-        let mut tracker = UsageTracker::new(format, self.strip && length.is_none());
-        if let Some(len) = length.and_then(|v| crate::decimal::parse(v.as_bytes())) {
+        let mut tracker = UsageTracker::new(format, self.strip && body_len.is_none());
+        if let Some(len) = body_len {
             tracker.set_body_len(len);
         }
         self.tracker = Some(tracker);
