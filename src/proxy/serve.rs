@@ -34,39 +34,59 @@ pub struct Front(pub Arc<Gateway>);
 
 #[async_trait]
 impl ServerApp for Front {
+    /// Gives the connection a task of its own and ends pingora's: pingora's task
+    /// for a connection also holds its TLS handshake's future (8.7 KB), which
+    /// would stay allocated for as long as the connection is open. The new
+    /// task is the size of tollgate's own connection future.
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        tokio::spawn(Arc::clone(self).connection(stream, shutdown.clone()));
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.0.http_cleanup().await;
+    }
+}
+
+impl Front {
+    /// One client connection, from its first byte to its close.
+    async fn connection(self: Arc<Self>, mut stream: Stream, shutdown: ShutdownWatch) {
         // The first header's deadline counts from here, the protocol check included.
         let started = Instant::now();
         let (header, keepalive) = self.0.header_deadlines();
         let h2 = tokio::select! {
             biased;
-            h2 = timeout(header, speaks_h2(&mut stream)) => h2.ok().flatten()?,
-            () = self.0.closing() => return None,
+            h2 = timeout(header, speaks_h2(&mut stream)) => h2.ok().flatten(),
+            () = self.0.closing() => return,
         };
+        let Some(h2) = h2 else { return };
         if h2 {
-            // Pingora's own h2 path (it peeks the h2c preface once more).
-            return <Gateway as ServerApp>::process_new(&self.0, stream, shutdown).await;
+            // Pingora's own h2 path (it peeks the h2c preface once more); it
+            // never hands an h2 connection back.
+            <Gateway as ServerApp>::process_new(&self.0, stream, &shutdown).await;
+            return;
         }
         let mut conn = h1::Conn::new(stream, BytesMut::new());
         let mut limit = header.saturating_sub(started.elapsed());
         let mut idle = None;
         loop {
-            let session = self.0.next_request(conn, limit, idle).await?;
-            conn = self.0.serve(session, shutdown).await?;
+            let Some(session) = self.0.next_request(conn, limit, idle).await else {
+                return;
+            };
+            let Some(next) = self.0.serve(session, &shutdown).await else {
+                return;
+            };
+            conn = next;
             // A kept-alive connection: the wait for the next request to start
             // (whole seconds, at least one, as pingora kept them), then its
             // header within the header timeout.
             limit = header;
             idle = Some(Duration::from_secs(keepalive.as_secs().max(1)));
         }
-    }
-
-    async fn cleanup(&self) {
-        self.0.http_cleanup().await;
     }
 }
 
