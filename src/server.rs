@@ -123,9 +123,13 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         crate::proxy::Front(std::sync::Arc::new(gateway)),
     );
     proxy.add_listener(
+        // No write buffer: tollgate writes each answer's header and body in one
+        // writev, and streamed chunks must not wait in a buffer; pingora's
+        // default (1,460 bytes) would be held by every connection and copied
+        // through by every answer.
         ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings {
             read: Some(read_buffer),
-            write: None,
+            write: Some(0),
         }),
     );
     if let Some(tls) = &tls {
