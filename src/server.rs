@@ -126,7 +126,9 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         // No write buffer: tollgate writes each answer's header and body in one
         // writev, and streamed chunks must not wait in a buffer; pingora's
         // default (1,460 bytes) would be held by every connection and copied
-        // through by every answer.
+        // through by every answer. The one cost: a sized answer on pingora's
+        // session (requests tollgate's own reader hands over: chunked,
+        // `Expect`, HTTP/1.0) leaves in two sends, header then body.
         ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings {
             read: Some(read_buffer),
             write: Some(0),
