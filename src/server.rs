@@ -122,6 +122,10 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         "tollgate".to_string(),
         crate::proxy::Front(std::sync::Arc::new(gateway)),
     );
+    let buffers = L4BufferSettings {
+        read: Some(read_buffer),
+        write: Some(0),
+    };
     proxy.add_listener(
         // No write buffer: tollgate writes each answer's header and body in one
         // writev, and streamed chunks must not wait in a buffer; pingora's
@@ -129,10 +133,7 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         // through by every answer. The one cost: a sized answer on pingora's
         // session (requests tollgate's own reader hands over: chunked,
         // `Expect`, HTTP/1.0) leaves in two sends, header then body.
-        ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings {
-            read: Some(read_buffer),
-            write: Some(0),
-        }),
+        ListenerConfig::tcp(listen.as_str()).l4_buffer(buffers),
     );
     if let Some(tls) = &tls {
         let mut settings = TlsSettings::intermediate(
@@ -142,7 +143,14 @@ pub fn run(cli: Cli, state: State) -> Result<(), String> {
         .map_err(|e| format!("tls: {e}"))?;
         // h2 and HTTP/1.1 by ALPN.
         settings.enable_h2();
-        proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        // The same buffers as the plain listener's under TLS: rustls keeps its
+        // own, and pingora's default 64 KiB read buffer under it would be
+        // zero-filled and held by every connection.
+        proxy.add_listener(
+            ListenerConfig::tcp(tls.listen.to_string())
+                .tls(settings)
+                .l4_buffer(buffers),
+        );
         log::info!("tollgate listening with TLS on {}", tls.listen);
     }
 

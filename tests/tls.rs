@@ -102,6 +102,78 @@ async fn h2_and_http1_over_tls_beside_plain_http() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// Under TLS the client connection has no read or write buffer of pingora's
+/// (rustls keeps its own): a 1 MiB body with `model` last still arrives whole
+/// and rewritten, and a stream's chunks arrive apart, on one kept-alive
+/// HTTP/1.1 connection.
+#[tokio::test]
+async fn a_one_mib_body_and_a_stream_over_tls_http1() {
+    let d = dir("big");
+    if !self_signed(&d) {
+        return;
+    }
+    let mock = MockProvider::new()
+        .chunks(3)
+        .chunk_delay(std::time::Duration::from_millis(200))
+        .start();
+    let port = free_port();
+    let _gw = Gateway::builder()
+        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
+        .config(&format!(
+            "tls:\n  listen: 127.0.0.1:{port}\n  cert: {}\n  key: {}\n",
+            d.join("cert.pem").display(),
+            d.join("key.pem").display()
+        ))
+        .start();
+    let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .http1_only()
+        .build()
+        .unwrap();
+
+    let filler = "x".repeat(1024 * 1024);
+    let body =
+        format!(r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"gpt-4-omni"}}"#);
+    let resp = client
+        .post(&url)
+        .bearer_auth(ACCESS_KEY)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("chat.completion"));
+    assert_eq!(
+        mock.requests()[0].body,
+        body.replace("gpt-4-omni", "gpt-4o").as_bytes()
+    );
+
+    let mut resp = client
+        .post(&url)
+        .bearer_auth(ACCESS_KEY)
+        .body(r#"{"model":"gpt-4o","stream":true,"messages":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut arrivals = Vec::new();
+    let mut text = String::new();
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        arrivals.push(std::time::Instant::now());
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    // Three content chunks 200 ms apart: the first and last reads are apart too.
+    let spread = *arrivals.last().unwrap() - arrivals[0];
+    assert!(
+        spread >= std::time::Duration::from_millis(300),
+        "{spread:?}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn unreadable_certificates_are_refused_by_check() {
     let d = dir("bad");

@@ -49,7 +49,8 @@ pub struct DownstreamSettings {
     pub max_header_bytes: usize,
     /// Requests answered at once by this process (503 above); `None`: unbounded.
     pub max_requests_in_flight: Option<usize>,
-    /// Read buffer of each plain-HTTP client connection: 0, none. Pingora's
+    /// Read buffer of each client connection (plain, and under TLS, where
+    /// rustls keeps its own): 0, none. Pingora's
     /// default, 64 KiB, is held (and touched) by every open connection, and an
     /// HTTP/1.1 request needs none: pingora's session reads the header into a
     /// buffer of its own (4 KiB, grown as needed) and the body in reads of up to
