@@ -105,8 +105,20 @@ impl Extract {
     /// wins, as with serde_json: a later `usage` that is not a usage object (`null`)
     /// clears an earlier one, however the body was cut into chunks.
     pub(crate) fn captured_member(&mut self, value: &[u8]) {
-        self.usage = self.parse_usage(value);
+        let usage = self.parse_usage(value);
+        self.read_member(usage);
+    }
+
+    /// [`Self::captured_member`] for a value already read.
+    pub(crate) fn read_member(&mut self, usage: Option<Usage>) {
+        self.usage = usage;
         self.complete = self.usage.is_some();
+    }
+
+    /// Whether the body is an OpenAI JSON answer, whose plain usage object
+    /// [`counts::openai_usage_prefix`] reads in place.
+    pub(crate) fn is_openai_json(&self) -> bool {
+        self.format == Format::OpenAiJson
     }
 
     fn parse_usage(&self, value: &[u8]) -> Option<Usage> {

@@ -98,6 +98,27 @@ impl MemberScanner {
         }
     }
 
+    /// The shortcut for a document that is whole in its first chunk `s`, with
+    /// the value of its last top-level key read by `read` in place (see
+    /// [`member_before_end_with`]): what `read` gave, and the document is done.
+    /// `None`: not decided here, and `s` must go to [`Self::feed`].
+    pub(crate) fn feed_whole_with<T>(
+        &mut self,
+        s: &[u8],
+        read: impl FnOnce(&[u8]) -> Option<(T, usize)>,
+    ) -> Option<T> {
+        let [key] = self.path else { return None };
+        if self.started || self.whole_len != Some(s.len() as u64) {
+            return None;
+        }
+        if s.get(skip_ws(s, 0)) != Some(&b'{') {
+            return None;
+        }
+        let (value, _) = member_before_end_with(s, key.as_bytes(), read)?;
+        self.started = true;
+        Some(value)
+    }
+
     /// Scans the next bytes of the document.
     pub(crate) fn feed(&mut self, s: &[u8]) {
         if !mem::replace(&mut self.started, true) {
@@ -352,6 +373,22 @@ fn whole_object_member<'a>(doc: &'a [u8], key: &[u8], whole: bool) -> Option<Opt
 /// provider's broken JSON can do that; a client's text arrives inside its strings,
 /// escaped, and cannot.
 fn member_before_end<'a>(doc: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let (len, start) = member_before_end_with(doc, key, |v| {
+        let len = value_end(v, 0)?;
+        Some((len, len))
+    })?;
+    doc.get(start..skip_ws(doc, start + len))
+}
+
+/// [`member_before_end`] with the member's value read by `read`, which is given
+/// the document from the value's first byte and returns what it read and the
+/// value's length (`None`: not decided here). Gives that and where the value
+/// starts in `doc`.
+fn member_before_end_with<T>(
+    doc: &[u8],
+    key: &[u8],
+    read: impl FnOnce(&[u8]) -> Option<(T, usize)>,
+) -> Option<(T, usize)> {
     // Built once: building a searcher costs more than searching an answer with it.
     // `usage` is the one top-level key read from whole answers.
     static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(br#""usage""#));
@@ -368,11 +405,14 @@ fn member_before_end<'a>(doc: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
         return None;
     }
     let start = skip_ws(doc, i + 1);
-    i = skip_ws(doc, value_end(doc, start)?);
-    let value = doc.get(start..i).filter(|v| v.len() <= MAX_CAPTURE)?;
+    let (value, len) = read(doc.get(start..)?)?;
+    i = skip_ws(doc, start + len);
+    if i - start > MAX_CAPTURE {
+        return None;
+    }
     loop {
         match *doc.get(i)? {
-            b'}' => return (skip_ws(doc, i + 1) == doc.len()).then_some(value),
+            b'}' => return (skip_ws(doc, i + 1) == doc.len()).then_some((value, start)),
             b',' => {
                 i = skip_ws(doc, i + 1);
                 let (end, escaped) = string_end(doc, i)?;

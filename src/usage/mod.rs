@@ -191,6 +191,15 @@ impl UsageTracker {
         let extract = &mut self.extract;
         match &mut self.body {
             Body::Json(scanner) => {
+                // A whole answer's usage object, read where it lies: one walk of
+                // it instead of a skip to find its end and then a copy and a walk.
+                if extract.is_openai_json() {
+                    if let Some(usage) = scanner.feed_whole_with(chunk, counts::openai_usage_prefix)
+                    {
+                        extract.read_member(usage);
+                        return None;
+                    }
+                }
                 scanner.feed(chunk);
                 if let Some(value) = scanner.take() {
                     extract.captured_member(value);

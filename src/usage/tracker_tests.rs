@@ -517,3 +517,54 @@ fn the_last_top_level_usage_wins_however_the_body_is_cut() {
         }
     }
 }
+
+/// Whole answers whose usage object is read in place (the shortcut of
+/// `MemberScanner::feed_whole_with`), and near misses that must fall back: the
+/// same reading whole as in pieces, and the expected one.
+#[test]
+fn a_whole_openai_answer_reads_its_usage_in_place_as_in_pieces() {
+    type Case<'a> = (&'a str, Option<(u64, u64, u64, u64)>);
+    let cases: [Case; 7] = [
+        // As providers send it: details objects, members after `usage`.
+        (
+            r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":3,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2,"audio_tokens":0}},"system_fingerprint":"fp"}"#,
+            Some((11, 7, 3, 2)),
+        ),
+        (
+            " {\n \"usage\" : { \"prompt_tokens\" : 5 , \"completion_tokens\" : 1 } \n}\n",
+            Some((5, 1, 0, 0)),
+        ),
+        (r#"{"id":"x","usage":null}"#, None),
+        // Not plain: serde reads it.
+        (
+            r#"{"usage":{"prompt_tokens":4.0,"completion_tokens":2}}"#,
+            Some((4, 2, 0, 0)),
+        ),
+        // The first `"usage"` is nested: the top-level one is found by the walk.
+        (
+            r#"{"choices":[{"usage":{"prompt_tokens":9}}],"usage":{"prompt_tokens":6,"completion_tokens":2}}"#,
+            Some((6, 2, 0, 0)),
+        ),
+        // A later top-level `usage` wins, escaped or not.
+        (
+            r#"{"usage":{"prompt_tokens":1,"completion_tokens":1},"us\u0061ge":{"prompt_tokens":8,"completion_tokens":4}}"#,
+            Some((8, 4, 0, 0)),
+        ),
+        // Cut short: no usage, whole or in pieces.
+        (
+            r#"{"usage":{"prompt_tokens":3,"completion_tokens":3}"#,
+            None,
+        ),
+    ];
+    for (body, want) in cases {
+        let body = body.as_bytes();
+        for cut in 0..=body.len() {
+            let (_, t) = run(Format::OpenAiJson, false, body, &[cut]);
+            let got = t
+                .usage()
+                .map(|u| (u.input, u.output, u.cached_input, u.reasoning));
+            assert_eq!(got, want, "cut at {cut}: {}", String::from_utf8_lossy(body));
+            assert_eq!(t.complete(), want.is_some());
+        }
+    }
+}
