@@ -51,13 +51,9 @@ fn dir(name: &str) -> std::path::PathBuf {
     d
 }
 
-#[tokio::test]
-async fn h2_and_http1_over_tls_beside_plain_http() {
-    let d = dir("ok");
-    if !self_signed(&d) {
-        return;
-    }
-    let mock = MockProvider::new().start();
+/// A gateway in front of `mock` with a TLS listener on the certificate in `d`
+/// beside its plain one, and the TLS listener's chat URL.
+fn tls_gateway(mock: &MockHandle, d: &Path) -> (Gateway, String) {
     let port = free_port();
     let gw = Gateway::builder()
         .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
@@ -67,7 +63,17 @@ async fn h2_and_http1_over_tls_beside_plain_http() {
             d.join("key.pem").display()
         ))
         .start();
-    let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+    (gw, format!("https://127.0.0.1:{port}/v1/chat/completions"))
+}
+
+#[tokio::test]
+async fn h2_and_http1_over_tls_beside_plain_http() {
+    let d = dir("ok");
+    if !self_signed(&d) {
+        return;
+    }
+    let mock = MockProvider::new().start();
+    let (gw, url) = tls_gateway(&mock, &d);
     for (http1, version) in [
         (false, reqwest::Version::HTTP_2),
         (true, reqwest::Version::HTTP_11),
@@ -116,16 +122,7 @@ async fn a_one_mib_body_and_a_stream_over_tls_http1() {
         .chunks(3)
         .chunk_delay(std::time::Duration::from_millis(200))
         .start();
-    let port = free_port();
-    let _gw = Gateway::builder()
-        .provider("OPENAI", &format!("{}/v1", mock.url()), "sk-o")
-        .config(&format!(
-            "tls:\n  listen: 127.0.0.1:{port}\n  cert: {}\n  key: {}\n",
-            d.join("cert.pem").display(),
-            d.join("key.pem").display()
-        ))
-        .start();
-    let url = format!("https://127.0.0.1:{port}/v1/chat/completions");
+    let (_gw, url) = tls_gateway(&mock, &d);
     let client = reqwest::Client::builder()
         .use_rustls_tls()
         .danger_accept_invalid_certs(true)
