@@ -53,34 +53,33 @@ impl ServerApp for Front {
 }
 
 impl Front {
-    /// One client connection, from its first byte to its close.
-    async fn connection(self: Arc<Self>, mut stream: Stream, shutdown: ShutdownWatch) {
+    /// One client connection, from its first byte to its close (`None` when
+    /// it ends).
+    async fn connection(
+        self: Arc<Self>,
+        mut stream: Stream,
+        shutdown: ShutdownWatch,
+    ) -> Option<()> {
         // The first header's deadline counts from here, the protocol check included.
         let started = Instant::now();
         let (header, keepalive) = self.0.header_deadlines();
         let h2 = tokio::select! {
             biased;
-            h2 = timeout(header, speaks_h2(&mut stream)) => h2.ok().flatten(),
-            () = self.0.closing() => return,
+            h2 = timeout(header, speaks_h2(&mut stream)) => h2.ok().flatten()?,
+            () = self.0.closing() => return None,
         };
-        let Some(h2) = h2 else { return };
         if h2 {
             // Pingora's own h2 path (it peeks the h2c preface once more); it
             // never hands an h2 connection back.
             <Gateway as ServerApp>::process_new(&self.0, stream, &shutdown).await;
-            return;
+            return None;
         }
         let mut conn = h1::Conn::new(stream, BytesMut::new());
         let mut limit = header.saturating_sub(started.elapsed());
         let mut idle = None;
         loop {
-            let Some(session) = self.0.next_request(conn, limit, idle).await else {
-                return;
-            };
-            let Some(next) = self.0.serve(session, &shutdown).await else {
-                return;
-            };
-            conn = next;
+            let session = self.0.next_request(conn, limit, idle).await?;
+            conn = self.0.serve(session, &shutdown).await?;
             // A kept-alive connection: the wait for the next request to start
             // (whole seconds, at least one, as pingora kept them), then its
             // header within the header timeout.
