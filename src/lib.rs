@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 mod decimal;
 pub mod downstream;
 pub mod error;

@@ -5,11 +5,11 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use pingora_prometheus::prometheus::{
     register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
-    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 /// Label of a model the catalog does not list (keeps the series count bounded).
@@ -243,6 +243,52 @@ impl Metrics {
                 h.observe(t);
             }
         });
+    }
+}
+
+/// The outcomes `tollgate_upstream_attempts_total` counts, in [`KeySeries`] order.
+pub const OUTCOMES: [&str; 9] = [
+    "ok",
+    "error_passed_through",
+    "rate_limited",
+    "auth_error",
+    "server_error",
+    "timeout",
+    "connect_error",
+    "client_gone",
+    "aborted",
+];
+
+/// One provider key label's attempt counters and health gauge, each resolved when
+/// first used (a series at zero is never published) and kept with the key, so an
+/// attempt costs an atomic add, not a label lookup (hash, lock, map: ~400
+/// instructions a series). A reload builds new keys, which resolve afresh.
+#[derive(Debug, Default)]
+pub struct KeySeries {
+    attempts: [OnceLock<IntCounter>; OUTCOMES.len()],
+    healthy: OnceLock<IntGauge>,
+}
+
+impl KeySeries {
+    /// Counts an attempt of `provider` with key label `key` that ended in
+    /// `OUTCOMES[outcome]`.
+    pub fn attempt(&self, provider: &str, key: &str, outcome: usize) {
+        let (Some(slot), Some(m)) = (self.attempts.get(outcome), metrics()) else {
+            return;
+        };
+        slot.get_or_init(|| {
+            m.attempts
+                .with_label_values(&[provider, key, OUTCOMES[outcome]])
+        })
+        .inc();
+    }
+
+    /// Sets `tollgate_provider_key_healthy` of `provider`'s key `key`.
+    pub fn set_healthy(&self, provider: &str, key: &str, healthy: bool) {
+        let Some(m) = metrics() else { return };
+        self.healthy
+            .get_or_init(|| m.key_healthy.with_label_values(&[provider, key]))
+            .set(i64::from(healthy));
     }
 }
 

@@ -11,7 +11,7 @@ pub struct Target {
     /// The catalog model, or `None` for a model the catalog does not list.
     pub model: Option<usize>,
     /// What goes upstream in `model`: the canonical ID, or the name as written.
-    pub upstream_model: Box<str>,
+    pub upstream_model: std::sync::Arc<str>,
 }
 
 /// Named routes: ordered lists of targets to fall back through.

@@ -181,16 +181,11 @@ impl State {
 
     /// Sets `tollgate_provider_key_healthy` for every managed key.
     fn publish_key_health(&self) {
-        let Some(m) = crate::metrics::metrics() else {
-            return;
-        };
         let now = crate::upstream::health::now_ms();
         for (p, u) in self.catalog.providers.iter().zip(&self.upstreams) {
             for k in &u.keys.keys {
-                let healthy = i64::from(k.health.check(now).is_ok());
-                m.key_healthy
-                    .with_label_values(&[&p.id, &k.name])
-                    .set(healthy);
+                k.series
+                    .set_healthy(&p.id, &k.name, k.health.check(now).is_ok());
             }
         }
     }

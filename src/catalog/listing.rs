@@ -46,7 +46,7 @@ fn list<'a>(catalog: &Catalog, models: impl Iterator<Item = &'a Model>) -> Bytes
 pub fn entry(catalog: &Catalog, m: &Model) -> Value {
     let provider = catalog.providers.get(m.provider);
     json!({
-        "id": m.id,
+        "id": &*m.id,
         "object": "model",
         "created": 0,
         "owned_by": provider.map(|p| &*p.id),

@@ -63,7 +63,7 @@ pub struct Provider {
 
 #[derive(Debug)]
 pub struct Model {
-    pub id: Box<str>,
+    pub id: std::sync::Arc<str>,
     /// The ID as an `x-tollgate-model` value, built once (`None`: not a valid one).
     pub id_header: Option<http::HeaderValue>,
     pub provider: usize,

@@ -20,13 +20,14 @@ use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
+use crate::deadline::{timeout, Deadline};
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use http::uri::PathAndQuery;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};
 use pingora_core::protocols::http::{authority, date};
 use pingora_core::protocols::Stream;
 use pingora_error::{Error, ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_timeout::timeout;
 use tokio::io::AsyncWriteExt;
 
 /// Largest header this module parses; a longer one goes to pingora (whose
@@ -73,6 +74,9 @@ pub struct Conn {
     half_closed: bool,
     /// The request being answered; a fresh one for each header read.
     ex: Exchange,
+    /// The timer of the connection's waits: for its next request, and (lent
+    /// out) for the provider's answer.
+    timer: Deadline,
 }
 
 /// What one request and its answer have done so far.
@@ -80,8 +84,9 @@ struct Exchange {
     req: Option<Box<RequestHeader>>,
     /// Request body bytes not yet read.
     body_left: u64,
-    /// pingora's convention: `None` off, `Some(0)` on, `Some(s)` for s seconds.
-    keepalive: Option<u64>,
+    /// pingora's convention: `None` off, `Some(0)` on, `Some(s)` for s seconds
+    /// (u32, so that the connection fits in a `Session` beside pingora's box).
+    keepalive: Option<u32>,
     read_timeout: Option<Duration>,
     /// A final response before the request body is read closes the connection.
     close_early: bool,
@@ -121,6 +126,7 @@ impl Conn {
             scanned: 0,
             half_closed: false,
             ex: Exchange::default(),
+            timer: Deadline::default(),
         }
     }
 
@@ -135,9 +141,10 @@ impl Conn {
         if !self.buf.is_empty() {
             return Ok(true);
         }
-        match timeout(idle, self.fill()).await {
+        let fill = crate::wire::fill(&mut self.stream, &mut self.buf);
+        match self.timer.within(idle, fill).await {
             Ok(Ok(n)) => Ok(n > 0),
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(e).or_err(ErrorType::ReadError, "reading from the client"),
             Err(_) => Ok(false),
         }
     }
@@ -190,12 +197,17 @@ impl Conn {
     /// broke its framing).
     pub fn set_keepalive(&mut self, keepalive: Option<u64>) {
         if self.ex.keepalive.is_some() || keepalive.is_none() {
-            self.ex.keepalive = keepalive;
+            self.ex.keepalive = keepalive.map(|s| u32::try_from(s).unwrap_or(u32::MAX));
         }
     }
 
     pub fn get_keepalive(&self) -> Option<u64> {
-        self.ex.keepalive
+        self.ex.keepalive.map(u64::from)
+    }
+
+    /// The connection's timer, for a wait on its behalf.
+    pub fn timer(&mut self) -> &mut Deadline {
+        &mut self.timer
     }
 
     pub fn set_read_timeout(&mut self, t: Option<Duration>) {
@@ -546,8 +558,20 @@ fn plain_request(buf: &[u8]) -> Option<(Box<RequestHeader>, usize, u64, bool)> {
     parts.method = method;
     parts.version = Version::HTTP_11;
     parts.headers = headers;
+    // The path, too, is a slice of the header's copy (pingora's `set_raw_path`
+    // would copy it again); one pingora must keep raw (not UTF-8) goes its way.
+    let start = path.as_ptr() as usize - base;
+    let shared = std::str::from_utf8(path.as_bytes())
+        .ok()
+        .and_then(|_| PathAndQuery::from_maybe_shared(raw.slice(start..start + path.len())).ok());
+    let fast = shared.is_some();
+    if let Some(pq) = shared {
+        parts.uri = Uri::from(pq);
+    }
     let mut req = RequestHeader::from(parts);
-    req.set_raw_path(path.as_bytes()).ok()?;
+    if !fast {
+        req.set_raw_path(path.as_bytes()).ok()?;
+    }
     authority::validate_request_authority(&req).ok()?;
     Some((Box::new(req), len, length.unwrap_or(0), close))
 }

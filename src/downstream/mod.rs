@@ -69,6 +69,21 @@ impl Session {
         }
     }
 
+    /// The connection's timer, lent for a wait on its behalf (a fresh one
+    /// for a session without one); [`Session::put_timer`] gives it back.
+    pub fn take_timer(&mut self) -> crate::deadline::Deadline {
+        match self {
+            Session::Own(s) => std::mem::take(s.timer()),
+            Session::Pingora(_) => Default::default(),
+        }
+    }
+
+    pub fn put_timer(&mut self, timer: crate::deadline::Deadline) {
+        if let Session::Own(s) = self {
+            *s.timer() = timer;
+        }
+    }
+
     pub fn set_keepalive(&mut self, keepalive: Option<u64>) {
         both!(self, s => s.set_keepalive(keepalive))
     }

@@ -115,7 +115,7 @@ impl KeyLimiter {
             })?;
             let ids = targets
                 .into_iter()
-                .map(|t| (t.provider, t.upstream_model))
+                .map(|t| (t.provider, Box::from(&*t.upstream_model)))
                 .collect();
             push(format!("model {model}"), Applies::Targets(ids), r);
         }

@@ -8,7 +8,6 @@ use super::ctx::Ctx;
 use super::{Gateway, Session, Stop};
 use crate::auth::{self, Billing, Caller};
 use crate::error::ApiError;
-use crate::metrics::metrics;
 use crate::request::Endpoint;
 use crate::resolve::Target;
 use crate::state::State;
@@ -137,9 +136,16 @@ pub async fn run(
             settings: &state.config.upstream,
         };
         let result = gw.exchanger.run(session, attempt, &mut ctx.usage).await;
-        let key_label = ctx.attempt.key.as_deref().unwrap_or(billing_label(billing));
-        count_attempt(provider_id, key_label, &result);
-        if let Some(k) = key_used.and_then(|k| upstream.keys.keys.get(k)) {
+        let key = key_used.and_then(|k| upstream.keys.keys.get(k));
+        match key {
+            Some(k) => k.series.attempt(provider_id, &k.name, outcome(&result)),
+            None => upstream.unmanaged_series[billing as usize].attempt(
+                provider_id,
+                billing_label(billing),
+                outcome(&result),
+            ),
+        }
+        if let Some(k) = key {
             record_health(state, provider_id, k, &result);
         }
         if !matches!(
@@ -203,25 +209,21 @@ fn billing_label(billing: Billing) -> &'static str {
     }
 }
 
-/// `tollgate_upstream_attempts_total{provider,key,outcome}`.
-fn count_attempt(provider: &str, key: &str, result: &Result<Relayed, AttemptError>) {
-    let outcome = match result {
-        Ok(r) if r.status < 400 => "ok",
-        Ok(_) => "error_passed_through",
-        Err(AttemptError::Retry(Failure::Status { code: 429, .. })) => "rate_limited",
+/// The outcome label of `tollgate_upstream_attempts_total`, as an index of
+/// [`crate::metrics::OUTCOMES`].
+fn outcome(result: &Result<Relayed, AttemptError>) -> usize {
+    match result {
+        Ok(r) if r.status < 400 => 0,
+        Ok(_) => 1,
+        Err(AttemptError::Retry(Failure::Status { code: 429, .. })) => 2,
         Err(AttemptError::Retry(Failure::Status {
             code: 401 | 403, ..
-        })) => "auth_error",
-        Err(AttemptError::Retry(Failure::Status { .. })) => "server_error",
-        Err(AttemptError::Retry(Failure::Timeout(_))) => "timeout",
-        Err(AttemptError::Retry(Failure::Connect(_))) => "connect_error",
-        Err(AttemptError::ClientGone) => "client_gone",
-        Err(AttemptError::Aborted(..)) => "aborted",
-    };
-    if let Some(m) = metrics() {
-        m.attempts
-            .with_label_values(&[provider, key, outcome])
-            .inc();
+        })) => 3,
+        Err(AttemptError::Retry(Failure::Status { .. })) => 4,
+        Err(AttemptError::Retry(Failure::Timeout(_))) => 5,
+        Err(AttemptError::Retry(Failure::Connect(_))) => 6,
+        Err(AttemptError::ClientGone) => 7,
+        Err(AttemptError::Aborted(..)) => 8,
     }
 }
 
@@ -319,11 +321,7 @@ fn record_health(
     let healthy = key
         .health
         .record(outcome, now_ms(), &state.config.upstream.health);
-    if let Some(m) = metrics() {
-        m.key_healthy
-            .with_label_values(&[provider, &key.name])
-            .set(i64::from(healthy));
-    }
+    key.series.set_healthy(provider, &key.name, healthy);
 }
 
 /// Seconds until the first managed key of these targets leaves its cool-down (at least 1).

@@ -60,7 +60,7 @@ pub struct RouteCtx {
     /// Catalog model index, `None` for an unlisted model.
     pub model: Option<usize>,
     /// The model name sent upstream, kept for unlisted models (price rows).
-    pub unlisted_model: Option<Box<str>>,
+    pub unlisted_model: Option<std::sync::Arc<str>>,
     /// Bytes of the client's request body, for estimating the input of a
     /// stream cut before its usage report.
     pub prompt_bytes: u64,
@@ -70,7 +70,7 @@ pub struct RouteCtx {
 pub struct AttemptCtx {
     pub count: u32,
     /// Name of the managed key used by the answering attempt.
-    pub key: Option<Box<str>>,
+    pub key: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, Default)]

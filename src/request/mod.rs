@@ -72,7 +72,7 @@ pub async fn read_body(
 ) -> Result<Bytes, ApiError> {
     let deadline = d.body_timeout;
     // pingora's timer wheel: registering a tokio timer wakes its driver each time.
-    match pingora_timeout::timeout(deadline, read_body_within(session, limit, d.read_timeout)).await
+    match crate::deadline::timeout(deadline, read_body_within(session, limit, d.read_timeout)).await
     {
         Ok(result) => result,
         Err(_) => Err(ApiError::BodyTimeout(deadline)),

@@ -12,13 +12,13 @@
 
 use std::time::{Duration, Instant};
 
+use crate::deadline::{timeout, Deadline};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::TransportConnector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::upstreams::peer::Peer;
 use pingora_http::ResponseHeader;
-use pingora_timeout::timeout;
 
 use super::h1::{Conn, Framing, Head};
 use super::pool::Pool;
@@ -206,10 +206,23 @@ impl Exchanger {
         up: &mut Conn,
         a: &Attempt<'_>,
     ) -> Result<Head, AttemptError> {
+        let mut timer = session.take_timer();
+        let head = self.wait_on(session, up, a, &mut timer).await;
+        session.put_timer(timer);
+        head
+    }
+
+    async fn wait_on(
+        &self,
+        session: &mut Session,
+        up: &mut Conn,
+        a: &Attempt<'_>,
+        timer: &mut Deadline,
+    ) -> Result<Head, AttemptError> {
         let deadline = Instant::now() + a.settings.response_header_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let read = timeout(left, up.read_head(a.header.head_only));
+            let read = timer.within(left, up.read_head(a.header.head_only));
             let head = tokio::select! {
                 biased;
                 r = read => match r {

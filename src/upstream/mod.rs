@@ -33,6 +33,9 @@ pub struct Upstream {
     /// Default headers (e.g. `anthropic-version`), sent when the client sent none.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub keys: KeyPool,
+    /// Attempt counters of the attempts that used no managed key, by billing
+    /// (`auth::Billing as usize`).
+    pub unmanaged_series: [crate::metrics::KeySeries; 4],
 }
 
 /// Where a provider's base URL points.
@@ -53,10 +56,12 @@ pub struct Endpoint {
 #[derive(Debug)]
 pub struct ProviderKey {
     /// Configured name, or a short fingerprint for keys from `{P}_API_KEY`.
-    pub name: Box<str>,
+    pub name: std::sync::Arc<str>,
     pub header: HeaderValue,
     /// Shared with the next state when a reload keeps the key.
     pub health: std::sync::Arc<health::KeyHealth>,
+    /// Its attempt counters and health gauge.
+    pub series: crate::metrics::KeySeries,
 }
 
 /// The managed keys of a provider, handed out round robin.
@@ -163,6 +168,7 @@ impl Upstream {
                 keys,
                 next: AtomicUsize::new(0),
             },
+            unmanaged_series: Default::default(),
         })
     }
 
@@ -203,6 +209,7 @@ fn pool_key(
         name: name.into(),
         header,
         health: Default::default(),
+        series: Default::default(),
     })
 }
 
