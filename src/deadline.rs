@@ -18,6 +18,16 @@ use std::time::{Duration, Instant};
 
 type Sleep = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
+/// A timer of `d`: on pingora's wheel, or tokio's above pingora's threshold
+/// (15 minutes by default) as pingora's own `timeout` does, so that a long wait
+/// given up does not hold a wheel slot until it would have fired.
+fn sleep(d: Duration) -> Sleep {
+    match pingora_timeout::fast_timeout::fast_timeout_to_tokio_threshold() {
+        Some(threshold) if d.as_secs() > threshold.as_secs() => Box::pin(tokio::time::sleep(d)),
+        _ => Box::pin(pingora_timeout::sleep(d)),
+    }
+}
+
 /// A timeout elapsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
@@ -26,13 +36,13 @@ pub struct Elapsed;
 /// `future` is not ready.
 pub async fn timeout<F: Future>(d: Duration, future: F) -> Result<F::Output, Elapsed> {
     let mut future = pin!(future);
-    let mut sleep: Option<Sleep> = None;
+    let mut timer: Option<Sleep> = None;
     poll_fn(|cx| {
         if let Poll::Ready(v) = future.as_mut().poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        let sleep = sleep.get_or_insert_with(|| Box::pin(pingora_timeout::sleep(d)));
-        sleep.as_mut().poll(cx).map(|()| Err(Elapsed))
+        let timer = timer.get_or_insert_with(|| sleep(d));
+        timer.as_mut().poll(cx).map(|()| Err(Elapsed))
     })
     .await
 }
@@ -54,12 +64,15 @@ impl Deadline {
         future: F,
     ) -> Result<F::Output, Elapsed> {
         let mut future = pin!(future);
-        let mut until: Option<Instant> = None;
+        let mut until: Option<Option<Instant>> = None;
         poll_fn(|cx| {
             if let Poll::Ready(v) = future.as_mut().poll(cx) {
                 return Poll::Ready(Ok(v));
             }
-            let until = *until.get_or_insert_with(|| Instant::now() + d);
+            // A deadline past what an `Instant` holds is none.
+            let Some(until) = *until.get_or_insert_with(|| Instant::now().checked_add(d)) else {
+                return Poll::Pending;
+            };
             loop {
                 let sleep = match (&mut self.sleep, self.fires) {
                     // A timer firing no later than `until` serves: when it fires
@@ -95,47 +108,83 @@ impl Deadline {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_ready_future_needs_no_timer_and_a_slow_one_is_cut() {
-        assert_eq!(timeout(Duration::from_millis(1), async { 7 }).await, Ok(7));
-        let slow = tokio::time::sleep(Duration::from_secs(5));
-        assert_eq!(timeout(Duration::from_millis(30), slow).await, Err(Elapsed));
+    /// Where the armed timer lives, to tell a reused one from a new one.
+    fn armed(d: &Deadline) -> Option<*const ()> {
+        d.sleep
+            .as_ref()
+            .map(|s| &**s as *const (dyn Future<Output = ()> + Send + Sync) as *const ())
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[tokio::test]
-    async fn a_deadline_reuses_its_timer_and_still_cuts_at_the_right_time() {
+    async fn a_ready_future_needs_no_timer_and_a_slow_one_is_cut() {
+        assert_eq!(timeout(ms(1), async { 7 }).await, Ok(7));
+        let slow = tokio::time::sleep(Duration::from_secs(5));
+        assert_eq!(timeout(ms(30), slow).await, Err(Elapsed));
+        // Beyond pingora's threshold the timer is tokio's; a ready future still wins.
+        let long = Duration::from_secs(3600);
+        assert_eq!(timeout(long, async { 8 }).await, Ok(8));
+        assert_eq!(timeout(Duration::MAX, async { 9 }).await, Ok(9));
+    }
+
+    #[tokio::test]
+    async fn a_deadline_arms_only_for_a_wait_and_reuses_its_timer() {
         let mut d = Deadline::default();
-        // A first wait arms a timer for 200 ms and ends after 20.
-        let quick = tokio::time::sleep(Duration::from_millis(20));
-        assert_eq!(d.within(Duration::from_millis(200), quick).await, Ok(()));
-        assert!(d.fires.is_some());
-        // A second wait of 200 ms reuses it (it fires first), and the wait is
-        // cut 200 ms after its own start, not when the old timer fires.
+        assert_eq!(d.within(ms(200), async {}).await, Ok(()));
+        assert!(armed(&d).is_none(), "a ready future armed a timer");
+        // A wait arms a timer for 200 ms and ends after 20.
+        assert_eq!(d.within(ms(200), tokio::time::sleep(ms(20))).await, Ok(()));
+        assert!(armed(&d).is_some());
+        // A second wait of 200 ms reuses it (it fires first), and is cut 200 ms
+        // after its own start, not when the old timer fires: that one fires
+        // early for it, and the wait re-arms for the rest.
         let start = Instant::now();
         let never = std::future::pending::<()>();
-        assert_eq!(
-            d.within(Duration::from_millis(200), never).await,
-            Err(Elapsed)
-        );
+        assert_eq!(d.within(ms(200), never).await, Err(Elapsed));
         let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(200), "{waited:?}");
-        assert!(waited < Duration::from_millis(400), "{waited:?}");
-        // A shorter wait than the armed timer gets a timer of its own.
+        assert!(waited >= ms(200), "cut after {waited:?}");
+        assert!(waited < Duration::from_secs(2), "cut after {waited:?}");
+        // The next wait starts with no timer (the last one fired) and arms one.
+        assert_eq!(d.within(ms(500), tokio::time::sleep(ms(5))).await, Ok(()));
+        let second = armed(&d).expect("armed");
+        assert_eq!(d.within(ms(500), tokio::time::sleep(ms(5))).await, Ok(()));
+        assert_eq!(armed(&d), Some(second), "a timer that serves was replaced");
+    }
+
+    #[tokio::test]
+    async fn a_shorter_wait_gets_its_own_timer_and_a_dropped_wait_leaves_one() {
         let mut d = Deadline::default();
-        let _ = d.within(Duration::from_secs(60), async {}).await;
+        let _ = d
+            .within(Duration::from_secs(60), tokio::time::sleep(ms(5)))
+            .await;
+        let long = armed(&d).expect("armed");
+        // The 60 s timer fires too late for a 30 ms wait.
         let start = Instant::now();
         let never = std::future::pending::<()>();
-        let _ = d
-            .within(
-                Duration::from_secs(60),
-                tokio::time::sleep(Duration::from_millis(5)),
-            )
-            .await;
-        assert!(d.fires.is_some_and(|f| f > start + Duration::from_secs(59)));
-        assert_eq!(
-            d.within(Duration::from_millis(30), never).await,
-            Err(Elapsed)
-        );
+        assert_eq!(d.within(ms(30), never).await, Err(Elapsed));
         assert!(start.elapsed() < Duration::from_secs(2));
+        assert_ne!(armed(&d), Some(long));
+        // A wait dropped while it waits (as `select!` drops a losing branch)
+        // leaves its timer armed, and a later wait is still cut on time.
+        let mut d = Deadline::default();
+        tokio::select! {
+            r = d.within(Duration::from_secs(5), std::future::pending::<()>()) => panic!("{r:?}"),
+            () = tokio::time::sleep(ms(10)) => {}
+        }
+        let kept = armed(&d).expect("armed");
+        assert_eq!(d.within(Duration::from_secs(5), async {}).await, Ok(()));
+        assert_eq!(armed(&d), Some(kept));
+        let start = Instant::now();
+        let never = std::future::pending::<()>();
+        assert_eq!(d.within(ms(40), never).await, Err(Elapsed));
+        assert!(start.elapsed() >= ms(40));
+        // A deadline no `Instant` can hold is none: the future decides.
+        assert_eq!(
+            d.within(Duration::MAX, tokio::time::sleep(ms(5))).await,
+            Ok(())
+        );
     }
 }
