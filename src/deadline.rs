@@ -11,10 +11,12 @@
 //! answering a request every few milliseconds registers one timer a keep-alive
 //! period instead of two a request.
 
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
-use std::task::Poll;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use pin_project_lite::pin_project;
 
 type Sleep = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
@@ -34,73 +36,121 @@ pub struct Elapsed;
 
 /// `future`, cut off after `d`. The timer is made only when the first poll of
 /// `future` is not ready.
-pub async fn timeout<F: Future>(d: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let mut future = pin!(future);
-    let mut timer: Option<Sleep> = None;
-    poll_fn(|cx| {
-        if let Poll::Ready(v) = future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(v));
-        }
-        let timer = timer.get_or_insert_with(|| sleep(d));
-        timer.as_mut().poll(cx).map(|()| Err(Elapsed))
-    })
-    .await
+pub fn timeout<F: Future>(d: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        d,
+        timer: None,
+    }
 }
 
-/// One timer kept across a connection's waits.
+// Named futures, not `async fn`s: an `async fn` would keep its argument and its
+// pinned copy apart, and these sit inside every connection's future, whose size
+// decides its allocation's size class (a few dozen bytes more cost ~1 KiB a
+// connection in mimalloc's classes).
+pin_project! {
+    /// See [`timeout`].
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        d: Duration,
+        timer: Option<Sleep>,
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let me = self.project();
+        if let Poll::Ready(v) = me.future.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        let d = *me.d;
+        let timer = me.timer.get_or_insert_with(|| sleep(d));
+        timer.as_mut().poll(cx).map(|()| Err(Elapsed))
+    }
+}
+
+/// One timer kept across a connection's waits. One pointer wide, for the same
+/// reason as the futures above.
 #[derive(Default)]
-pub struct Deadline {
-    sleep: Option<Sleep>,
+pub struct Deadline(Option<Box<Armed>>);
+
+struct Armed {
+    sleep: Sleep,
     /// When `sleep` fires.
-    fires: Option<Instant>,
+    fires: Instant,
 }
 
 impl Deadline {
     /// `future`, cut off after `d`, on this connection's timer (armed, or
     /// re-armed, only when `future` has to wait).
-    pub async fn within<F: Future>(
-        &mut self,
-        d: Duration,
+    pub fn within<F: Future>(&mut self, d: Duration, future: F) -> Within<'_, F> {
+        Within {
+            deadline: self,
+            future,
+            d,
+            until: None,
+        }
+    }
+}
+
+pin_project! {
+    /// See [`Deadline::within`].
+    pub struct Within<'a, F> {
+        deadline: &'a mut Deadline,
+        #[pin]
         future: F,
-    ) -> Result<F::Output, Elapsed> {
-        let mut future = pin!(future);
-        let mut until: Option<Option<Instant>> = None;
-        poll_fn(|cx| {
-            if let Poll::Ready(v) = future.as_mut().poll(cx) {
-                return Poll::Ready(Ok(v));
-            }
-            // A deadline past what an `Instant` holds is none.
-            let Some(until) = *until.get_or_insert_with(|| Instant::now().checked_add(d)) else {
-                return Poll::Pending;
-            };
-            loop {
-                let sleep = match (&mut self.sleep, self.fires) {
-                    // A timer firing no later than `until` serves: when it fires
-                    // early, the wait re-arms for the rest.
-                    (Some(sleep), Some(fires)) if fires <= until => sleep,
-                    _ => {
-                        let now = Instant::now();
-                        if now >= until {
-                            return Poll::Ready(Err(Elapsed));
-                        }
-                        self.fires = Some(until);
-                        self.sleep
-                            .insert(Box::pin(pingora_timeout::sleep(until - now)))
+        d: Duration,
+        // Set at the first wait; `Some(None)`: a deadline past what an
+        // `Instant` holds, which is none.
+        until: Option<Option<Instant>>,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let me = self.project();
+        if let Poll::Ready(v) = me.future.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        let d = *me.d;
+        let Some(until) = *me
+            .until
+            .get_or_insert_with(|| Instant::now().checked_add(d))
+        else {
+            return Poll::Pending;
+        };
+        let slot = &mut me.deadline.0;
+        loop {
+            let armed = match slot {
+                // A timer firing no later than `until` serves: when it fires
+                // early, the wait re-arms for the rest.
+                Some(armed) if armed.fires <= until => armed,
+                _ => {
+                    let now = Instant::now();
+                    if now >= until {
+                        return Poll::Ready(Err(Elapsed));
                     }
-                };
-                match sleep.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(()) => {
-                        self.sleep = None;
-                        self.fires = None;
-                        if Instant::now() >= until {
-                            return Poll::Ready(Err(Elapsed));
-                        }
+                    slot.insert(Box::new(Armed {
+                        sleep: sleep(until - now),
+                        fires: until,
+                    }))
+                }
+            };
+            match armed.sleep.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    *slot = None;
+                    if Instant::now() >= until {
+                        return Poll::Ready(Err(Elapsed));
                     }
                 }
             }
-        })
-        .await
+        }
     }
 }
 
@@ -109,10 +159,8 @@ mod tests {
     use super::*;
 
     /// Where the armed timer lives, to tell a reused one from a new one.
-    fn armed(d: &Deadline) -> Option<*const ()> {
-        d.sleep
-            .as_ref()
-            .map(|s| &**s as *const (dyn Future<Output = ()> + Send + Sync) as *const ())
+    fn armed(d: &Deadline) -> Option<*const Armed> {
+        d.0.as_deref().map(|a| a as *const Armed)
     }
 
     fn ms(n: u64) -> Duration {

@@ -12,13 +12,17 @@
 
 use std::time::{Duration, Instant};
 
-use crate::deadline::{timeout, Deadline};
+use crate::deadline::Deadline;
+// pingora's own timeout for the body's waits, which park on every chunk anyway
+// (so `deadline::timeout` saves nothing there): with it, `streams.sh --quick`
+// measured 16.1 KiB a held stream against 15.0 with pingora's.
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_core::connectors::TransportConnector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::upstreams::peer::Peer;
 use pingora_http::ResponseHeader;
+use pingora_timeout::timeout;
 
 use super::h1::{Conn, Framing, Head};
 use super::pool::Pool;

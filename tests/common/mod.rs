@@ -149,7 +149,13 @@ impl GatewayBuilder {
                 let _ = child.wait();
                 return None; // exited: port taken or bad config
             }
-            if raw_get(addr, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            // Ready once both listeners are: pingora starts its services on
+            // threads of their own, so the metrics one may come up later.
+            let metrics_up =
+                || TcpStream::connect_timeout(&metrics, Duration::from_millis(200)).is_ok();
+            if raw_get(addr, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+                && metrics_up()
+            {
                 return Some(Gateway {
                     child,
                     addr,
