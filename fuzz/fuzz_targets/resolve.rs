@@ -57,7 +57,7 @@ fn world() -> &'static World {
         let names = catalog
             .models
             .iter()
-            .flat_map(|m| std::iter::once(&m.id).chain(&m.aliases))
+            .flat_map(|m| std::iter::once(&*m.id).chain(m.aliases.iter().map(|a| &**a)))
             .map(|n| n.to_string())
             .chain(providers.iter().cloned())
             .collect();
