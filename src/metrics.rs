@@ -246,18 +246,38 @@ impl Metrics {
     }
 }
 
-/// The outcomes `tollgate_upstream_attempts_total` counts, in [`KeySeries`] order.
-pub const OUTCOMES: [&str; 9] = [
-    "ok",
-    "error_passed_through",
-    "rate_limited",
-    "auth_error",
-    "server_error",
-    "timeout",
-    "connect_error",
-    "client_gone",
-    "aborted",
-];
+/// How an upstream attempt ended: the `outcome` label of
+/// `tollgate_upstream_attempts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Ok,
+    ErrorPassedThrough,
+    RateLimited,
+    AuthError,
+    ServerError,
+    Timeout,
+    ConnectError,
+    ClientGone,
+    Aborted,
+}
+
+impl AttemptOutcome {
+    const COUNT: usize = 9;
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::ErrorPassedThrough => "error_passed_through",
+            AttemptOutcome::RateLimited => "rate_limited",
+            AttemptOutcome::AuthError => "auth_error",
+            AttemptOutcome::ServerError => "server_error",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::ConnectError => "connect_error",
+            AttemptOutcome::ClientGone => "client_gone",
+            AttemptOutcome::Aborted => "aborted",
+        }
+    }
+}
 
 /// One provider key label's attempt counters and health gauge, each resolved when
 /// first used (a series at zero is never published) and kept with the key, so an
@@ -265,22 +285,20 @@ pub const OUTCOMES: [&str; 9] = [
 /// instructions a series). A reload builds new keys, which resolve afresh.
 #[derive(Debug, Default)]
 pub struct KeySeries {
-    attempts: [OnceLock<IntCounter>; OUTCOMES.len()],
+    attempts: [OnceLock<IntCounter>; AttemptOutcome::COUNT],
     healthy: OnceLock<IntGauge>,
 }
 
 impl KeySeries {
-    /// Counts an attempt of `provider` with key label `key` that ended in
-    /// `OUTCOMES[outcome]`.
-    pub fn attempt(&self, provider: &str, key: &str, outcome: usize) {
-        let (Some(slot), Some(m)) = (self.attempts.get(outcome), metrics()) else {
-            return;
-        };
-        slot.get_or_init(|| {
-            m.attempts
-                .with_label_values(&[provider, key, OUTCOMES[outcome]])
-        })
-        .inc();
+    /// Counts an attempt of `provider` with key label `key` that ended so.
+    pub fn attempt(&self, provider: &str, key: &str, outcome: AttemptOutcome) {
+        let Some(m) = metrics() else { return };
+        self.attempts[outcome as usize]
+            .get_or_init(|| {
+                m.attempts
+                    .with_label_values(&[provider, key, outcome.label()])
+            })
+            .inc();
     }
 
     /// Sets `tollgate_provider_key_healthy` of `provider`'s key `key`.

@@ -84,9 +84,8 @@ struct Exchange {
     req: Option<Box<RequestHeader>>,
     /// Request body bytes not yet read.
     body_left: u64,
-    /// pingora's convention: `None` off, `Some(0)` on, `Some(s)` for s seconds
-    /// (u32, so that the connection fits in a `Session` beside pingora's box).
-    keepalive: Option<u32>,
+    /// pingora's convention: `None` off, `Some(0)` on, `Some(s)` for s seconds.
+    keepalive: Option<u64>,
     read_timeout: Option<Duration>,
     /// A final response before the request body is read closes the connection.
     close_early: bool,
@@ -197,12 +196,12 @@ impl Conn {
     /// broke its framing).
     pub fn set_keepalive(&mut self, keepalive: Option<u64>) {
         if self.ex.keepalive.is_some() || keepalive.is_none() {
-            self.ex.keepalive = keepalive.map(|s| u32::try_from(s).unwrap_or(u32::MAX));
+            self.ex.keepalive = keepalive;
         }
     }
 
     pub fn get_keepalive(&self) -> Option<u64> {
-        self.ex.keepalive.map(u64::from)
+        self.ex.keepalive
     }
 
     /// The connection's timer, for a wait on its behalf.
@@ -559,19 +558,11 @@ fn plain_request(buf: &[u8]) -> Option<(Box<RequestHeader>, usize, u64, bool)> {
     parts.version = Version::HTTP_11;
     parts.headers = headers;
     // The path, too, is a slice of the header's copy (pingora's `set_raw_path`
-    // would copy it again); one pingora must keep raw (not UTF-8) goes its way.
+    // would copy it again, and rejects what `PathAndQuery` rejects).
     let start = path.as_ptr() as usize - base;
-    let shared = std::str::from_utf8(path.as_bytes())
-        .ok()
-        .and_then(|_| PathAndQuery::from_maybe_shared(raw.slice(start..start + path.len())).ok());
-    let fast = shared.is_some();
-    if let Some(pq) = shared {
-        parts.uri = Uri::from(pq);
-    }
-    let mut req = RequestHeader::from(parts);
-    if !fast {
-        req.set_raw_path(path.as_bytes()).ok()?;
-    }
+    let path = PathAndQuery::from_maybe_shared(raw.slice(start..start + path.len())).ok()?;
+    parts.uri = Uri::from(path);
+    let req = RequestHeader::from(parts);
     authority::validate_request_authority(&req).ok()?;
     Some((Box::new(req), len, length.unwrap_or(0), close))
 }

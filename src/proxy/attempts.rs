@@ -8,6 +8,7 @@ use super::ctx::Ctx;
 use super::{Gateway, Session, Stop};
 use crate::auth::{self, Billing, Caller};
 use crate::error::ApiError;
+use crate::metrics::AttemptOutcome;
 use crate::request::Endpoint;
 use crate::resolve::Target;
 use crate::state::State;
@@ -209,21 +210,20 @@ fn billing_label(billing: Billing) -> &'static str {
     }
 }
 
-/// The outcome label of `tollgate_upstream_attempts_total`, as an index of
-/// [`crate::metrics::OUTCOMES`].
-fn outcome(result: &Result<Relayed, AttemptError>) -> usize {
+/// How an attempt ended, for `tollgate_upstream_attempts_total`.
+fn outcome(result: &Result<Relayed, AttemptError>) -> AttemptOutcome {
     match result {
-        Ok(r) if r.status < 400 => 0,
-        Ok(_) => 1,
-        Err(AttemptError::Retry(Failure::Status { code: 429, .. })) => 2,
+        Ok(r) if r.status < 400 => AttemptOutcome::Ok,
+        Ok(_) => AttemptOutcome::ErrorPassedThrough,
+        Err(AttemptError::Retry(Failure::Status { code: 429, .. })) => AttemptOutcome::RateLimited,
         Err(AttemptError::Retry(Failure::Status {
             code: 401 | 403, ..
-        })) => 3,
-        Err(AttemptError::Retry(Failure::Status { .. })) => 4,
-        Err(AttemptError::Retry(Failure::Timeout(_))) => 5,
-        Err(AttemptError::Retry(Failure::Connect(_))) => 6,
-        Err(AttemptError::ClientGone) => 7,
-        Err(AttemptError::Aborted(..)) => 8,
+        })) => AttemptOutcome::AuthError,
+        Err(AttemptError::Retry(Failure::Status { .. })) => AttemptOutcome::ServerError,
+        Err(AttemptError::Retry(Failure::Timeout(_))) => AttemptOutcome::Timeout,
+        Err(AttemptError::Retry(Failure::Connect(_))) => AttemptOutcome::ConnectError,
+        Err(AttemptError::ClientGone) => AttemptOutcome::ClientGone,
+        Err(AttemptError::Aborted(..)) => AttemptOutcome::Aborted,
     }
 }
 
