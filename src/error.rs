@@ -49,6 +49,8 @@ pub enum ApiError {
     ClientBody,
     #[error("malformed HTTP request")]
     MalformedRequest,
+    #[error("unsupported Transfer-Encoding: only a single `chunked` coding is understood")]
+    UnsupportedTransferCoding,
     #[error("an HTTP/1.1 request must carry a Host header")]
     MissingHost,
     #[error("the request header did not arrive within {0:?}")]
@@ -105,12 +107,18 @@ impl ApiError {
             | LedgerUnavailable(_)
             | LimiterUnavailable(_)
             | Overloaded => 503,
+            UnsupportedTransferCoding => 501,
             UpstreamTimeout(_) => 504,
         }
     }
 
     /// OpenAI's `error.type`.
     pub fn kind(&self) -> &'static str {
+        // 501 is the status RFC 9112 names for a coding the server does not
+        // understand, but the fault is the client's.
+        if matches!(self, ApiError::UnsupportedTransferCoding) {
+            return "invalid_request_error";
+        }
         match self.status() {
             401 => "authentication_error",
             429 => "rate_limit_error",
@@ -142,6 +150,7 @@ impl ApiError {
             TooLarge { .. } => "request_too_large",
             ClientBody => "invalid_body",
             MalformedRequest | MissingHost => "invalid_request",
+            UnsupportedTransferCoding => "unsupported_transfer_encoding",
             InvalidModel(_) => "invalid_model",
             HeadersTooLarge { .. } => "headers_too_large",
             BodyTimeout(_) | BodyStalled(_) | HeaderTimeout(_) => "request_timeout",

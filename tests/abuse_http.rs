@@ -74,7 +74,9 @@ fn conflicting_framing_is_refused_or_answered_once_and_closed() {
         assert!(started.elapsed() < Duration::from_secs(4), "{what}");
         match codes.first() {
             Some(200) => assert_eq!(mock.request_count(), 1, "{what}"),
-            Some(c) if (400..500).contains(c) => assert_eq!(mock.request_count(), 0, "{what}"),
+            Some(c) if (400..500).contains(c) || *c == 501 => {
+                assert_eq!(mock.request_count(), 0, "{what}")
+            }
             None => assert_eq!(mock.request_count(), 0, "{what}: closed unanswered"),
             Some(c) => panic!("{what}: {c}: {answer}"),
         }
@@ -89,6 +91,71 @@ fn conflicting_framing_is_refused_or_answered_once_and_closed() {
 }
 
 /// Chunked bodies whose framing is broken (RFC 9112 §7.1).
+/// RFC 9112 §6.1: a transfer coding the server does not understand gets 501.
+/// Pingora's reader would take `gzip, chunked` (or `chunked` twice) as plain
+/// `chunked` and hand the coded bytes on as the content.
+#[test]
+fn transfer_codings_but_one_chunked_get_501_and_reach_no_one() {
+    let mock = MockProvider::new().start();
+    let gw = gateway(&mock);
+    let body = chat("gpt-4o");
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    for coding in [
+        "gzip, chunked",
+        "deflate,chunked",
+        "chunked, chunked",
+        "chunked\r\nTransfer-Encoding: chunked",
+        "identity\r\nTransfer-Encoding: chunked",
+    ] {
+        let what = coding.replace("\r\n", "⏎");
+        let raw = head(
+            "/v1/chat/completions",
+            &format!("Transfer-Encoding: {coding}\r\n\r\n"),
+        ) + &chunked
+            + &smuggled();
+        let (answer, closed) = exchange(&gw, raw.as_bytes());
+        assert_eq!(statuses(&answer), [501], "{what}: {answer}");
+        assert!(
+            answer.contains(r#""code":"unsupported_transfer_encoding""#),
+            "{what}: {answer}"
+        );
+        assert!(closed, "{what}: connection left open");
+    }
+    assert_eq!(mock.request_count(), 0, "{:?}", mock.requests());
+    // One `chunked`, in any case and spacing, is read as ever.
+    let raw = head(
+        "/v1/chat/completions",
+        "Transfer-Encoding:  Chunked \r\n\r\n",
+    ) + &chunked;
+    let (answer, _) = exchange(&gw, raw.as_bytes());
+    assert_eq!(statuses(&answer), [200], "{answer}");
+    assert_eq!(mock.request_count(), 1);
+}
+
+/// A TLS handshake sent to the plain port (an `https://` URL pointed at it) has
+/// no header end to wait for: it is answered 400 and closed at once, not at the
+/// header deadline (30 s here).
+#[test]
+fn bytes_that_cannot_start_a_request_are_refused_at_once() {
+    let mock = MockProvider::new().start();
+    let gw = gateway(&mock);
+    let hello: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x8a\x11\x00\x00";
+    for raw in [hello, b"\x00\x00\x00\x04\x08\x00", b"GET\x01/ HTTP/1.1\r\n"] {
+        let started = Instant::now();
+        let (answer, closed) = exchange(&gw, raw);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{}: waited {:?}",
+            raw.escape_ascii(),
+            started.elapsed()
+        );
+        assert_eq!(statuses(&answer), [400], "{}: {answer}", raw.escape_ascii());
+        assert!(closed, "{}", raw.escape_ascii());
+    }
+    assert_eq!(mock.request_count(), 0);
+    assert_gateway_serves(&gw);
+}
+
 fn broken_chunks(body: &str) -> Vec<String> {
     let n = body.len();
     vec![

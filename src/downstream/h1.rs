@@ -174,7 +174,10 @@ impl Conn {
         let tail = self.buf.get(from..).unwrap_or_default();
         if !crate::wire::has_header_end(tail) {
             self.scanned = self.buf.len();
-            return None;
+            // What cannot start a request (a TLS handshake sent to the plain
+            // port, any binary) goes to pingora's reader, which answers 400 at
+            // once instead of at the header deadline.
+            return (!may_start_request(&self.buf)).then_some(Read::Fallback);
         }
         self.scanned = 0;
         let Some((req, len, length, close)) = plain_request(&self.buf) else {
@@ -504,6 +507,22 @@ fn chunk_line(out: &mut [u8; 20], len: usize) -> &[u8] {
     out[digits] = b'\r';
     out[digits + 1] = b'\n';
     &out[..digits + 2]
+}
+
+/// Whether `buf`, the start of a request header whose end has not arrived, can
+/// still become one: after any empty lines (RFC 9112 §2.2), its first bytes are
+/// a method token so far (RFC 9110 §5.6.2). Only the first 64 bytes are looked
+/// at, so a header that trickles in costs no more per read.
+fn may_start_request(buf: &[u8]) -> bool {
+    let head = &buf[..buf.len().min(64)];
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    head[start..]
+        .iter()
+        .take_while(|&&b| b != b' ')
+        .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A request header this module takes, with its length in `buf`, its body's

@@ -89,6 +89,41 @@ fn anything_to_interpret_goes_to_pingora() {
     }
 }
 
+#[test]
+fn only_what_can_start_a_request_waits_for_more() {
+    for waits in [
+        &b""[..],
+        b"P",
+        b"POST",
+        b"POST /v1/chat",
+        b"\r\nGET / HTTP/1.1\r\nHost",
+        b"M-SEARCH * HTTP/1.1",
+    ] {
+        assert!(may_start_request(waits), "{}", waits.escape_ascii());
+    }
+    // A TLS ClientHello, an h2-less binary, a control byte in the method.
+    for refused in [
+        &b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"[..],
+        b"\x00\x01\x02",
+        b"GE\x7fT / HTTP/1.1",
+        b"\r\n\x16\x03",
+        b"POST\t/ HTTP/1.1",
+    ] {
+        assert!(!may_start_request(refused), "{}", refused.escape_ascii());
+    }
+}
+
+#[tokio::test]
+async fn a_tls_handshake_is_handed_to_pingora_without_waiting_for_a_header_end() {
+    let (mut conn, mut client) = pair().await;
+    client
+        .write_all(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\x00\x00")
+        .await
+        .unwrap();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_request()).await;
+    assert_eq!(read.expect("answered at once").unwrap(), Read::Fallback);
+}
+
 #[tokio::test]
 async fn a_request_body_and_a_pipelined_request_are_read_apart() {
     let (mut conn, _client) = asked(b"POST /a HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: gw\r\n\r\n").await;
