@@ -90,7 +90,6 @@ fn conflicting_framing_is_refused_or_answered_once_and_closed() {
     assert_gateway_serves(&gw);
 }
 
-/// Chunked bodies whose framing is broken (RFC 9112 §7.1).
 /// RFC 9112 §6.1: a transfer coding the server does not understand gets 501.
 /// Pingora's reader would take `gzip, chunked` (or `chunked` twice) as plain
 /// `chunked` and hand the coded bytes on as the content.
@@ -156,6 +155,7 @@ fn bytes_that_cannot_start_a_request_are_refused_at_once() {
     assert_gateway_serves(&gw);
 }
 
+/// Chunked bodies whose framing is broken (RFC 9112 §7.1).
 fn broken_chunks(body: &str) -> Vec<String> {
     let n = body.len();
     vec![

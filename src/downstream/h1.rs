@@ -519,10 +519,12 @@ fn may_start_request(buf: &[u8]) -> bool {
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(head.len());
-    head[start..]
-        .iter()
-        .take_while(|&&b| b != b' ')
-        .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    let rest = &head[start..];
+    let method = &rest[..rest.iter().position(|&b| b == b' ').unwrap_or(rest.len())];
+    (rest.is_empty() || !method.is_empty())
+        && method
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A request header this module takes, with its length in `buf`, its body's

@@ -98,6 +98,8 @@ fn only_what_can_start_a_request_waits_for_more() {
         b"POST /v1/chat",
         b"\r\nGET / HTTP/1.1\r\nHost",
         b"M-SEARCH * HTTP/1.1",
+        b"PRI * HTTP/2.0",
+        &[b'X'; 100],
     ] {
         assert!(may_start_request(waits), "{}", waits.escape_ascii());
     }
@@ -108,9 +110,30 @@ fn only_what_can_start_a_request_waits_for_more() {
         b"GE\x7fT / HTTP/1.1",
         b"\r\n\x16\x03",
         b"POST\t/ HTTP/1.1",
+        b" GET / HTTP/1.1",
+        b"\r\n / HTTP/1.1",
     ] {
         assert!(!may_start_request(refused), "{}", refused.escape_ascii());
     }
+}
+
+#[tokio::test]
+async fn a_request_sent_byte_by_byte_is_read_whole() {
+    let (mut conn, mut client) = pair().await;
+    let raw = b"\r\nPOST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 0\r\n\r\n";
+    let sender = tokio::spawn(async move {
+        for byte in raw {
+            client.write_all(&[*byte]).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        client
+    });
+    assert_eq!(conn.read_request().await.unwrap(), Read::Request);
+    assert_eq!(
+        conn.req_header().unwrap().uri.path(),
+        "/v1/chat/completions"
+    );
+    drop(sender.await.unwrap());
 }
 
 #[tokio::test]

@@ -139,9 +139,9 @@ async fn dispatch(
     }
 }
 
-/// What an edge bounds about every request before reading its body.
 /// Whether the request's transfer codings are none or one `chunked` (RFC 9112
-/// §6.1: any other gets 501). Pingora's reader takes any list that ends in
+/// §6.1: any other gets 501; pingora refuses a list that does not end in
+/// `chunked` with 400 before this). Pingora's reader takes any list that ends in
 /// `chunked` and hands on the decoded bytes as if the codings before it
 /// (`gzip, chunked`) or a second `chunked` were not there.
 fn transfer_coding_understood(headers: &http::HeaderMap) -> bool {
@@ -157,6 +157,7 @@ fn transfer_coding_understood(headers: &http::HeaderMap) -> bool {
     }
 }
 
+/// What an edge bounds about every request before reading its body.
 fn edge_limits(gw: &Gateway, state: &State, session: &mut Session) -> Result<(), ApiError> {
     let d = &state.config.downstream;
     session.set_read_timeout(Some(d.read_timeout));
