@@ -275,8 +275,9 @@ impl Exchanger {
             .await
             .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
         let mut body_bytes = 0u64;
-        let mut ended = false;
-        while !ended {
+        // The batch read with the body's end, written with that end.
+        let mut last = Bytes::new();
+        loop {
             let chunk = match timeout(a.settings.idle_timeout, up.read_body()).await {
                 Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => break,
@@ -290,6 +291,7 @@ impl Exchanger {
                 }
             };
             body_bytes += chunk.len() as u64;
+            let mut ended = false;
             let mut out = Batch::new(meter.observe(&chunk).unwrap_or(chunk));
             // Chunks that have already arrived go out with this one, in one write;
             // nothing waits for data that has not (no added latency). A batch is
@@ -316,6 +318,10 @@ impl Exchanger {
                 }
             }
             let out = out.into_bytes();
+            if ended {
+                last = out;
+                break;
+            }
             if !out.is_empty() {
                 session
                     .write_response_body(out, false)
@@ -323,9 +329,20 @@ impl Exchanger {
                     .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
             }
         }
-        let tail = meter.finish();
+        // A sized answer read whole ends in the write of its bytes, not in a
+        // second, empty one; what the meter adds at the end follows them.
+        let last = match meter.finish() {
+            None => last,
+            Some(tail) => {
+                session
+                    .write_response_body(last, false)
+                    .await
+                    .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
+                tail
+            }
+        };
         session
-            .write_response_body(tail.unwrap_or_default(), true)
+            .write_response_body(last, true)
             .await
             .map_err(|e| AttemptError::Aborted(Cut::Client, e))?;
         self.release(up, a, key);

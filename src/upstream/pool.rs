@@ -67,17 +67,16 @@ impl Pool {
     }
 
     /// Parks a connection whose exchange ended cleanly, for `idle_timeout`, and
-    /// starts the sweeping task on first use (it needs a tokio runtime).
-    pub fn put(self: &Arc<Self>, peer: u64, mut stream: Stream, idle_timeout: Duration) {
+    /// starts the sweeping task on first use (it needs a tokio runtime). It is
+    /// not read here: [`Pool::take`] and the sweep check it, and a peer that
+    /// closed it after its answer has rarely done so yet.
+    pub fn put(self: &Arc<Self>, peer: u64, stream: Stream, idle_timeout: Duration) {
         if self.sweeping.get().is_none() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 if self.sweeping.set(()).is_ok() {
                     runtime.spawn(sweep_every(Arc::downgrade(self)));
                 }
             }
-        }
-        if !still_idle(&mut stream) {
-            return;
         }
         let idle = Idle {
             stream,
