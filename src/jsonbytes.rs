@@ -165,7 +165,6 @@ impl<'a> Walk<'a> {
     }
 
     /// The string at the cursor: its bytes between the quotes, and whether it holds escapes.
-    #[inline]
     pub(crate) fn string(&mut self) -> Option<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let start = self.i;
