@@ -1,6 +1,6 @@
 //! Byte-level helpers shared by tollgate's HTTP/1.1 server (`downstream::h1`)
 //! and client (`upstream::h1`): reading a socket into a buffer that holds
-//! nothing between reads, and finding a header's end.
+//! nothing between reads, finding a header's end, and counting transfer codings.
 
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -44,6 +44,38 @@ pub(crate) fn consume(buf: &mut BytesMut, n: usize) {
         *buf = BytesMut::new();
     } else {
         buf.advance(n);
+    }
+}
+
+/// The transfer codings a message's `Transfer-Encoding` fields name, counted
+/// over all of them (RFC 9112 §6.1). tollgate reads a body with none or with a
+/// lone `chunked`; any other list (`gzip, chunked`, `chunked` twice) would pass
+/// coded bytes on as the content.
+#[derive(Default)]
+pub(crate) struct Codings {
+    all: usize,
+    chunked: usize,
+}
+
+impl Codings {
+    /// Adds the codings of one field value.
+    pub(crate) fn see(&mut self, value: &[u8]) {
+        for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if !coding.is_empty() {
+                self.all += 1;
+                self.chunked += usize::from(coding.eq_ignore_ascii_case(b"chunked"));
+            }
+        }
+    }
+
+    /// None, or a lone `chunked`.
+    pub(crate) fn understood(&self) -> bool {
+        self.all == 0 || self.is_chunked()
+    }
+
+    /// A lone `chunked`.
+    pub(crate) fn is_chunked(&self) -> bool {
+        (self.all, self.chunked) == (1, 1)
     }
 }
 

@@ -511,7 +511,7 @@ fn chunk_line(out: &mut [u8; 20], len: usize) -> &[u8] {
 
 /// Whether `buf`, the start of a request header whose end has not arrived, can
 /// still become one: after any empty lines (RFC 9112 §2.2), its first bytes are
-/// a method token so far (RFC 9110 §5.6.2). Only the first 64 bytes are looked
+/// a method token so far (RFC 9110 §5.6.2, as `Method` checks it). Only the first 64 bytes are looked
 /// at, so a header that trickles in costs no more per read.
 fn may_start_request(buf: &[u8]) -> bool {
     let head = &buf[..buf.len().min(64)];
@@ -521,10 +521,7 @@ fn may_start_request(buf: &[u8]) -> bool {
         .unwrap_or(head.len());
     let rest = &head[start..];
     let method = &rest[..rest.iter().position(|&b| b == b' ').unwrap_or(rest.len())];
-    (rest.is_empty() || !method.is_empty())
-        && method
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    rest.is_empty() || Method::from_bytes(method).is_ok()
 }
 
 /// A request header this module takes, with its length in `buf`, its body's

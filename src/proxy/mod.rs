@@ -139,24 +139,6 @@ async fn dispatch(
     }
 }
 
-/// Whether the request's transfer codings are none or one `chunked` (RFC 9112
-/// §6.1: any other gets 501; pingora refuses a list that does not end in
-/// `chunked` with 400 before this). Pingora's reader takes any list that ends in
-/// `chunked` and hands on the decoded bytes as if the codings before it
-/// (`gzip, chunked`) or a second `chunked` were not there.
-fn transfer_coding_understood(headers: &http::HeaderMap) -> bool {
-    let mut codings = headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|c| !c.is_empty());
-    match codings.next() {
-        None => true,
-        Some(first) => first.eq_ignore_ascii_case(b"chunked") && codings.next().is_none(),
-    }
-}
-
 /// What an edge bounds about every request before reading its body.
 fn edge_limits(gw: &Gateway, state: &State, session: &mut Session) -> Result<(), ApiError> {
     let d = &state.config.downstream;
@@ -183,11 +165,6 @@ fn edge_limits(gw: &Gateway, state: &State, session: &mut Session) -> Result<(),
     // a Host (h2 carries `:authority` instead).
     if req.version == http::Version::HTTP_11 && !req.headers.contains_key(http::header::HOST) {
         return Err(ApiError::MissingHost);
-    }
-    if !transfer_coding_understood(&req.headers) {
-        // The body cannot be read, so nothing after it on the connection can.
-        session.set_keepalive(None);
-        return Err(ApiError::UnsupportedTransferCoding);
     }
     let uri = &req.uri;
     let size = uri.path_and_query().map_or(0, |p| p.as_str().len())

@@ -89,6 +89,15 @@ impl Front {
     }
 }
 
+/// Whether a request's transfer codings are none or a lone `chunked`.
+fn codings_understood(req: &pingora_http::RequestHeader) -> bool {
+    let mut codings = crate::wire::Codings::default();
+    for value in req.headers.get_all(http::header::TRANSFER_ENCODING) {
+        codings.see(value.as_bytes());
+    }
+    codings.understood()
+}
+
 /// The h2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -250,6 +259,12 @@ impl Gateway {
             () = self.closing() => return false,
         };
         let refusal = match read {
+            // Only pingora's reader takes a Transfer-Encoding (tollgate's own
+            // leaves any to it), and it reads any list that ends in `chunked`
+            // as a lone `chunked`: anything more is refused here (501).
+            Ok(Ok(true)) if !codings_understood(pingora.req_header()) => {
+                ApiError::UnsupportedTransferCoding
+            }
             Ok(Ok(true)) => return true,
             Ok(Ok(false)) => return false,
             Ok(Err(e)) if e.etype() == &ErrorType::InvalidHTTPHeader => ApiError::MalformedRequest,

@@ -14,6 +14,7 @@
 //! only await is a socket read that leaves the buffer as it was when dropped.
 //! The relay loop relies on that to poll a read once without waiting.
 
+use crate::wire::Codings;
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pingora_core::protocols::Stream;
@@ -419,10 +420,7 @@ fn chunk_size(line: &[u8]) -> Result<u64> {
 /// by field.
 struct FieldReader {
     http10: bool,
-    /// Transfer codings named, over all `Transfer-Encoding` fields, and how
-    /// many of them were `chunked`.
-    codings: usize,
-    chunked: usize,
+    codings: Codings,
     length: Option<u64>,
     close: bool,
     keep_alive_asked: bool,
@@ -434,8 +432,7 @@ impl FieldReader {
     fn new(http10: bool) -> FieldReader {
         FieldReader {
             http10,
-            codings: 0,
-            chunked: 0,
+            codings: Codings::default(),
             length: None,
             close: false,
             keep_alive_asked: false,
@@ -447,12 +444,7 @@ impl FieldReader {
     /// client's copy of the header leaves out.
     fn see(&mut self, name: &HeaderName, value: &[u8]) -> Result<bool> {
         if *name == header::TRANSFER_ENCODING {
-            for coding in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if !coding.is_empty() {
-                    self.codings += 1;
-                    self.chunked += usize::from(coding.eq_ignore_ascii_case(b"chunked"));
-                }
-            }
+            self.codings.see(value);
             return Ok(false);
         } else if *name == header::CONTENT_LENGTH {
             for part in value.split(|&b| b == b',') {
@@ -492,10 +484,10 @@ impl FieldReader {
         // Any transfer coding but a lone `chunked` (gzip, or chunked twice)
         // would reach the client as if it were the content: refused, as no
         // provider sends one.
-        if self.codings > 0 && (self.codings, self.chunked) != (1, 1) {
+        if !self.codings.understood() {
             return Error::e_explain(ErrorType::InvalidHTTPHeader, "unsupported transfer coding");
         }
-        let chunked = self.chunked == 1;
+        let chunked = self.codings.is_chunked();
         // Both framings at once: the length is ignored, and the connection is
         // not trusted with another request (RFC 9112 §6.3); nor is an HTTP/1.0
         // answer with a transfer coding (§6.1).
