@@ -8,6 +8,7 @@
 #   ROUNDS=7 DUR=5 CONC=64 STREAM=1 load-tests/ab.sh /tmp/tollgate-old
 #   NEW_PINGORA='work_stealing: false' load-tests/ab.sh target/release/tollgate target/release/tollgate
 #   STRACE=1 load-tests/ab.sh /tmp/tollgate-old   # then system calls per request of NEW
+#   SYSCALLS=1 load-tests/ab.sh /tmp/tollgate-old # then those of nginx and NEW, by perf
 #
 # OLD_PINGORA and NEW_PINGORA add lines to each one's pingora conf (threads: 1).
 #
@@ -105,4 +106,22 @@ if [[ ${STRACE:-0} == 1 ]]; then
   # Rows of `strace -c`: % time, seconds, usecs/call, calls, [errors,] syscall.
   awk -v n="$n" '$1 ~ /^[0-9.]+$/ && $NF != "total" { c[$NF] = $4; t += $4 }
     END { for (s in c) printf "%-16s %.3f\n", s, c[s] / n; printf "%-16s %.3f\n", "all", t / n }' "$TMP/strace.txt" | sort -k2 -rn
+fi
+
+# SYSCALLS=1: one more cell each of nginx and the new binary, their system calls
+# counted by perf's tracepoints (light enough that the load batches as in the
+# cells above, unlike strace): per request, by name.
+if [[ ${SYSCALLS:-0} == 1 ]]; then
+  command -v perf >/dev/null || { echo "SYSCALLS=1 needs perf" >&2; exit 1; }
+  for o in "nginx $NGX $NGX_PID" "new $B $B_PID"; do
+    read -r name port pid <<<"$o"
+    perf stat -e 'syscalls:sys_enter_*' -p "$pid" -o "$TMP/perf-$name.txt" -- sleep $((DUR + 1)) & PS=$!
+    sleep 0.5
+    line=$(load "$port")
+    wait "$PS"
+    n=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+    echo "--- $name, system calls per request under perf stat ($n requests):"
+    awk -v n="$n" '$2 ~ /^syscalls:sys_enter_/ { gsub(",", "", $1); if ($1 > 0) { sub("syscalls:sys_enter_", "", $2); c[$2] = $1; t += $1 } }
+      END { for (s in c) printf "%-16s %.3f\n", s, c[s] / n; printf "%-16s %.3f\n", "all", t / n }' "$TMP/perf-$name.txt" | sort -k2 -rn
+  done
 fi
